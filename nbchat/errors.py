@@ -1,0 +1,154 @@
+"""The one exception tree of nbchat.
+
+Every failure a user can meet is one of these, with a message that fits on one line and says
+what to do next. The API key never appears in any of them: messages are built from the
+server's words, the status code, the host and the *name* of the variable the key came from.
+
+    NbChatError                      anything nbchat raises on purpose
+    ├── ConfigError                  settings that cannot work (no key, bad URL, bad value)
+    ├── RequestValidationError       a request field out of its range, refused before sending
+    ├── BusyError                    a second reply asked for while one is in flight
+    ├── TransportError               no HTTP answer at all
+    │   ├── ConnectError             refused, DNS failure, TLS failure
+    │   └── TransportTimeoutError    connect timeout or no bytes for the read timeout
+    ├── APIError                     the server answered with an error status
+    │   ├── AuthenticationError      401 / 403
+    │   ├── NotFoundError            404: a model or a base URL that does not exist
+    │   ├── RateLimitError           429 after the retries ran out
+    │   └── ServerError              5xx after the retries ran out
+    └── StreamError                  the stream broke after it began
+        ├── InStreamError            the server sent an error object inside the stream
+        ├── MalformedChunkError      a data line that is not the JSON it should be
+        └── IncompleteStreamError    the connection ended before the reply did
+
+Stream errors carry ``partial``: what had been assembled before the break, so that no text the
+user already saw is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BusyError",
+    "ConfigError",
+    "ConnectError",
+    "InStreamError",
+    "IncompleteStreamError",
+    "MalformedChunkError",
+    "NbChatError",
+    "NotFoundError",
+    "RateLimitError",
+    "RequestValidationError",
+    "ServerError",
+    "StreamError",
+    "TransportError",
+    "TransportTimeoutError",
+]
+
+
+class NbChatError(Exception):
+    """Base of every error nbchat raises on purpose; ``str()`` is one actionable line."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = " ".join(message.split())
+        self.hint = " ".join(hint.split()) if hint else None
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class ConfigError(NbChatError):
+    """The settings cannot work: no key for a remote URL, a malformed URL or value."""
+
+
+class RequestValidationError(NbChatError, ValueError):
+    """A request field is out of its documented range; nothing was sent."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class BusyError(NbChatError):
+    """A reply is already streaming in this session; one at a time."""
+
+
+class TransportError(NbChatError):
+    """No HTTP answer came back: the request never reached a server that replied."""
+
+
+class ConnectError(TransportError):
+    """The connection could not be made (refused, unknown host, TLS)."""
+
+
+class TransportTimeoutError(TransportError, TimeoutError):
+    """Connecting took too long, or the server went silent for longer than the read timeout."""
+
+
+class APIError(NbChatError):
+    """The server answered with an error status; ``status`` and its own message are kept."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        server_message: str | None = None,
+        body: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        self.status = status
+        self.server_message = server_message
+        self.body = body
+        super().__init__(message, hint=hint)
+
+
+class AuthenticationError(APIError):
+    """401 or 403: the key is missing, wrong, or not allowed to do this."""
+
+
+class NotFoundError(APIError):
+    """404: the model does not exist here, or the base URL is not an OpenAI-compatible API."""
+
+
+class RateLimitError(APIError):
+    """429 that outlasted the retries."""
+
+
+class ServerError(APIError):
+    """A 5xx that outlasted the retries."""
+
+
+class StreamError(NbChatError):
+    """The stream began and then broke; ``partial`` holds what had arrived."""
+
+    def __init__(self, message: str, *, partial: Any = None, hint: str | None = None) -> None:
+        self.partial = partial
+        super().__init__(message, hint=hint)
+
+
+class InStreamError(StreamError):
+    """The server put an ``error`` object inside the stream."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: Any = None,
+        error: dict[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.error = error or {}
+        super().__init__(message, partial=partial, hint=hint)
+
+
+class MalformedChunkError(StreamError):
+    """A data line was not valid JSON, or not a JSON object."""
+
+
+class IncompleteStreamError(StreamError):
+    """The connection closed before the reply finished (no finish_reason, no ``[DONE]``)."""

@@ -1,0 +1,72 @@
+"""Shared fixtures: a clean environment, a loopback server, a client pointed at it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nbchat.client import ChatClient
+from nbchat.config import Settings
+from nbchat.testing import LoopbackServer
+
+_ISOLATED_PREFIXES = ("NBCHAT_", "OPENAI_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the developer's keys, and nothing writes into the real home."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NBCHAT_HOME", str(home / "nbchat"))
+    monkeypatch.setenv("IPYTHONDIR", str(home / "ipython"))
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(home / "jupyter-config"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(home / "jupyter-data"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(home / "jupyter-runtime"))
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as running:
+        yield running
+
+
+def fast_settings(base_url: str, **overrides: object) -> Settings:
+    """Settings for tests: short timeouts and backoff so faults resolve in well under a second."""
+    values: dict[str, object] = {
+        "base_url": base_url,
+        "model": "test-model",
+        "connect_timeout": 2.0,
+        "read_timeout": 5.0,
+        "max_retries": 2,
+        "retry_budget": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(server: LoopbackServer) -> Iterator[ChatClient]:
+    chat_client = ChatClient(fast_settings(server.base_url))
+    yield chat_client
+    chat_client.close()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The shared SSE captures, read in place (never copied into the repo)."""
+    override = os.environ.get("NBCHAT_SSE_CORPUS")
+    path = (
+        Path(override)
+        if override
+        else Path(__file__).resolve().parents[2] / "shared" / "sse-corpus"
+    )
+    assert path.is_dir(), f"the SSE corpus is missing at {path}"
+    return path

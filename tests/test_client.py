@@ -1,0 +1,543 @@
+"""The HTTP client against a real loopback server over real sockets: streaming, payloads,
+retries, every fault kind, and the one-line errors that come out of them."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import fast_settings
+
+from nbchat.client import ChatClient
+from nbchat.errors import (
+    APIError,
+    AuthenticationError,
+    ConfigError,
+    ConnectError,
+    IncompleteStreamError,
+    InStreamError,
+    MalformedChunkError,
+    NotFoundError,
+    RateLimitError,
+    RequestValidationError,
+    ServerError,
+    TransportTimeoutError,
+)
+from nbchat.protocol import ChatRequest, ChatResult
+from nbchat.testing import LoopbackServer, RawSSE, Reply, Status
+
+CHINESE = "你好，世界！这是一个流式回复的测试。🙂👍🏽 emoji 和 中文 混合。"
+
+
+def ask(text: str = "Hi", **params: Any) -> ChatRequest:
+    return ChatRequest.build("test-model", [{"role": "user", "content": text}], params)
+
+
+def run(client: ChatClient, request: ChatRequest | None = None) -> ChatResult:
+    with client.stream(request or ask()) as stream:
+        for _ in stream:
+            pass
+    assert stream.result is not None
+    return stream.result
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert "\n" not in text, text
+    return text
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+def test_stream_assembles_the_scripted_text(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="Hello **world**, here is `code`.", chunk_size=3))
+    result = run(client)
+    assert result.text == "Hello **world**, here is `code`."
+    assert result.finish_reason == "stop"
+    assert result.complete
+    assert result.model == "test-model"
+    assert result.id and result.created and result.system_fingerprint == "fp_loopback"
+
+
+def test_chunks_are_yielded_as_they_arrive_not_at_the_end(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    # The server goes silent after 4 events; a client that buffered the body would see nothing.
+    server.enqueue(Reply(text="abcdefghij", chunk_size=1, stall_after=4, stall_seconds=30))
+    stream = client.stream(ask())
+    seen = []
+    for chunk in stream:
+        seen.append(chunk)
+        if len(seen) == 4:
+            stream.cancel()
+    assert len(seen) == 4
+    assert stream.accumulator.text() == "abc"
+    assert stream.cancelled
+
+
+def test_chinese_and_emoji_survive_any_network_split(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    body = (
+        "".join(
+            "data: "
+            + json.dumps(
+                {"choices": [{"index": 0, "delta": {"content": piece}}]}, ensure_ascii=False
+            )
+            + "\n\n"
+            for piece in (CHINESE[:7], CHINESE[7:20], CHINESE[20:])
+        )
+        + 'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    )
+    for piece_size in (1, 2, 3, 5):
+        server.enqueue(RawSSE(body.encode("utf-8"), piece_size=piece_size))
+        assert run(client).text == CHINESE
+
+
+def test_server_without_charset_is_still_read_as_utf8(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text=CHINESE, chunk_size=2))
+    with client.stream(ask()) as stream:
+        assert stream._response.headers["Content-Type"] == "text/event-stream"
+        for _ in stream:
+            pass
+    assert stream.result is not None and stream.result.text == CHINESE
+
+
+def test_reasoning_is_kept_apart_from_the_answer(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="42.", reasoning="Let me think step by step."))
+    result = run(client)
+    assert result.text == "42."
+    assert result.reasoning == "Let me think step by step."
+
+
+def test_n_choices_are_assembled_separately(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(choices=["first answer", "second one", "third"], chunk_size=2))
+    result = run(client, ask(n=3))
+    assert [c.text for c in result.choices] == ["first answer", "second one", "third"]
+    assert [c.index for c in result.choices] == [0, 1, 2]
+
+
+def test_usage_is_requested_and_read(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="counted"))
+    result = run(client)
+    assert server.last_request.json["stream_options"] == {"include_usage": True}
+    assert result.usage is not None
+    assert result.usage.total_tokens == result.usage.prompt_tokens + result.usage.completion_tokens
+    assert "cached_tokens" in result.usage.prompt_tokens_details
+
+
+def test_usage_request_can_be_switched_off(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url, include_usage=False))
+    server.enqueue(Reply(text="x"))
+    run(client)
+    assert "stream_options" not in server.last_request.json
+
+
+def test_callers_own_stream_options_are_kept(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="x"))
+    run(client, ask(stream_options={"include_usage": False}))
+    assert server.last_request.json["stream_options"] == {"include_usage": False}
+
+
+def test_server_refusing_stream_options_is_asked_again_and_remembered(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.reject_fields = {"stream_options"}
+    server.enqueue(Reply(text="first"), Reply(text="second"))
+    assert run(client).text == "first"
+    sent = [r.json for r in server.chat_requests]
+    assert len(sent) == 2
+    assert "stream_options" in sent[0]
+    assert "stream_options" not in sent[1]
+    assert run(client).text == "second"
+    assert len(server.chat_requests) == 3
+    assert "stream_options" not in server.chat_requests[-1].json
+
+
+def test_every_request_field_reaches_the_server(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="ok"))
+    request = ChatRequest.build(
+        "test-model",
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        {
+            "temperature": 0.7,
+            "top_p": 0.9,
+            "n": 1,
+            "stop": ["\n\n", "END"],
+            "max_tokens": 64,
+            "presence_penalty": 0.5,
+            "frequency_penalty": -0.5,
+            "logit_bias": {50256: -100, "1234": 5},
+            "user": "analyst-7",
+            "seed": 11,
+            "response_format": {"type": "text"},
+            "reasoning_effort": "low",
+        },
+    )
+    run(client, request)
+    sent = server.last_request.json
+    assert sent["model"] == "test-model"
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["stream"] is True
+    expected = {
+        "temperature": 0.7,
+        "top_p": 0.9,
+        "n": 1,
+        "stop": ["\n\n", "END"],
+        "max_tokens": 64,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.5,
+        "logit_bias": {"50256": -100, "1234": 5},
+        "user": "analyst-7",
+        "seed": 11,
+        "response_format": {"type": "text"},
+        "reasoning_effort": "low",
+    }
+    assert {k: sent[k] for k in expected} == expected
+    headers = server.last_request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("nbchat/")
+
+
+def test_out_of_range_values_are_refused_before_sending(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    request = ask()
+    request.temperature = 3.5
+    with pytest.raises(RequestValidationError, match=r"temperature: must be from 0 to 2"):
+        client.stream(request)
+    assert server.requests == []
+
+
+def test_complete_returns_a_whole_reply(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="Whole reply.", reasoning="hmm"))
+    result = client.complete(ask())
+    assert server.last_request.json["stream"] is False
+    assert "stream_options" not in server.last_request.json
+    assert (result.text, result.reasoning, result.finish_reason) == ("Whole reply.", "hmm", "stop")
+    assert result.usage is not None and result.usage.total_tokens
+
+
+def test_server_that_ignores_stream_true_is_read_whole(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "test-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "not streamed"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    server.enqueue(Status(200, body=body))
+    assert run(client).text == "not streamed"
+
+
+def test_connections_are_pooled(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="one"), Reply(text="two"))
+    run(client)
+    run(client)
+    adapter = client._session().get_adapter(server.base_url)
+    (pool,) = (adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys())
+    assert pool.num_connections == 1
+    assert pool.num_requests == 2
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def test_list_models(server: LoopbackServer, client: ChatClient) -> None:
+    server.models = ["zeta", "alpha", "mid"]
+    assert client.list_models() == ["alpha", "mid", "zeta"]
+    assert server.last_request.path == "/v1/models"
+
+
+def test_models_404_points_at_the_base_url(server: LoopbackServer, client: ChatClient) -> None:
+    server.models = None
+    with pytest.raises(NotFoundError) as caught:
+        client.list_models()
+    assert caught.value.status == 404
+    assert server.base_url in one_line(caught.value)
+
+
+# -- retries ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])
+def test_retryable_statuses_are_retried(
+    server: LoopbackServer, client: ChatClient, status: int
+) -> None:
+    server.enqueue(Status(status, headers={"Retry-After": "0"}), Reply(text="after retry"))
+    assert run(client).text == "after retry"
+    assert len(server.chat_requests) == 2
+
+
+def test_retry_after_is_honoured(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Status(429, headers={"Retry-After": "1"}), Reply(text="patient"))
+    assert run(client).text == "patient"
+    first, second = server.chat_requests
+    assert second.received_at - first.received_at >= 0.9
+
+
+def test_retry_after_beyond_the_budget_fails_at_once(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Status(429, headers={"Retry-After": "600"}), Reply(text="never"))
+    with pytest.raises(RateLimitError) as caught:
+        run(client)
+    assert len(server.chat_requests) == 1
+    message = one_line(caught.value)
+    assert "Rate limited" in message and "600" in message
+    assert caught.value.status == 429
+
+
+def test_retries_are_bounded_in_count(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url, backoff_factor=0.01))
+    server.enqueue(*[Status(503, body={"error": {"message": "overloaded, try later"}})] * 5)
+    with pytest.raises(ServerError) as caught:
+        run(client)
+    assert len(server.chat_requests) == 3  # one try and max_retries=2 retries
+    message = one_line(caught.value)
+    assert (
+        "HTTP 503" in message and "overloaded, try later" in message and "tried 3 times" in message
+    )
+
+
+def test_client_errors_are_not_retried(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Status(400, body={"error": {"message": "messages: too long"}}))
+    with pytest.raises(APIError) as caught:
+        run(client)
+    assert len(server.chat_requests) == 1
+    assert caught.value.status == 400
+    assert caught.value.server_message == "messages: too long"
+    assert "messages: too long" in one_line(caught.value)
+
+
+def test_a_broken_stream_is_not_retried(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Reply(text="partial text here", chunk_size=4, drop_after=3))
+    with pytest.raises(IncompleteStreamError):
+        run(client)
+    assert len(server.chat_requests) == 1
+
+
+# -- error statuses --------------------------------------------------------------------------
+
+
+def test_401_names_the_variable_the_key_came_from(server: LoopbackServer) -> None:
+    server.require_key = "sk-the-right-key-000000000000"
+    settings = fast_settings(server.base_url).with_key(
+        "sk-wrong-key-1111111111111", source="NBCHAT_API_KEY"
+    )
+    with pytest.raises(AuthenticationError) as caught:
+        run(ChatClient(settings))
+    message = one_line(caught.value)
+    assert "HTTP 401" in message and "Incorrect API key provided" in message
+    assert "NBCHAT_API_KEY" in message
+    assert "sk-wrong-key" not in message
+
+
+def test_401_without_a_key_says_none_was_sent(server: LoopbackServer, client: ChatClient) -> None:
+    server.require_key = "sk-needed-0000000000000000"
+    with pytest.raises(AuthenticationError, match="no key was sent"):
+        run(client)
+
+
+def test_unknown_model_404_names_the_model(server: LoopbackServer, client: ChatClient) -> None:
+    server.known_models = {"gpt-4o-mini"}
+    with pytest.raises(NotFoundError) as caught:
+        run(client, ChatRequest.build("gpt-5-ultra", [{"role": "user", "content": "hi"}]))
+    message = one_line(caught.value)
+    assert "'gpt-5-ultra'" in message and "does not exist" in message
+
+
+def test_redirects_are_not_followed(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Status(307, headers={"Location": "http://127.0.0.1:9/v1/chat/completions"}))
+    with pytest.raises(APIError, match="redirects to http://127.0.0.1:9/v1"):
+        run(client)
+    assert len(server.requests) == 1
+
+
+def test_non_json_error_body_is_quoted(server: LoopbackServer, client: ChatClient) -> None:
+    server.enqueue(Status(418, body="I'm a teapot\nreally"))
+    with pytest.raises(APIError) as caught:
+        run(client)
+    assert (
+        one_line(caught.value)
+        == "HTTP 418 from " + server.base_url.split("/")[2] + ": I'm a teapot really"
+    )
+
+
+# -- faults inside the stream ----------------------------------------------------------------
+
+
+def test_dropped_connection_keeps_the_partial_text(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="The first part arrives, the rest never", chunk_size=5, drop_after=4))
+    with pytest.raises(IncompleteStreamError) as caught:
+        run(client)
+    assert "broke in the middle of the reply" in one_line(caught.value)
+    partial = caught.value.partial
+    assert isinstance(partial, ChatResult)
+    assert partial.text == "The first part "  # the role chunk and three 5-character deltas
+    assert not partial.complete
+
+
+def test_stalled_stream_times_out_with_the_partial_text(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url, read_timeout=0.5))
+    server.enqueue(Reply(text="slow and then silent", chunk_size=5, stall_after=2))
+    with pytest.raises(IncompleteStreamError) as caught:
+        run(client)
+    assert "sent nothing for 0.5 s" in one_line(caught.value)
+    assert "NBCHAT_READ_TIMEOUT" in str(caught.value)
+    assert caught.value.partial.text == "slow "
+
+
+def test_malformed_chunk_is_reported_with_the_partial_text(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="good text", chunk_size=4, malformed_after=2))
+    with pytest.raises(MalformedChunkError) as caught:
+        run(client)
+    assert "not a JSON object" in one_line(caught.value)
+    assert caught.value.partial.text == "good"
+
+
+def test_in_stream_error_carries_the_server_message(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(
+        Reply(
+            text="Hello there",
+            chunk_size=6,
+            error_after=2,
+            error_message="upstream provider failed",
+        )
+    )
+    with pytest.raises(InStreamError) as caught:
+        run(client)
+    message = one_line(caught.value)
+    assert "upstream provider failed" in message and "server_error" in message
+    assert caught.value.partial.text == "Hello "
+
+
+def test_stream_without_done_but_finished_is_complete(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="finished anyway", no_done=True))
+    result = run(client)
+    assert result.text == "finished anyway"
+    assert result.complete
+
+
+def test_stream_cut_before_any_finish_is_flagged_incomplete(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    body = 'data: {"choices":[{"index":0,"delta":{"content":"half"}}]}\n\n'
+    server.enqueue(RawSSE(body.encode()))
+    with pytest.raises(
+        IncompleteStreamError, match="ended before the reply was complete"
+    ) as caught:
+        run(client)
+    assert caught.value.partial.text == "half"
+    assert not caught.value.partial.complete
+
+
+def test_cancel_from_another_thread_stops_a_stalled_stream(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="abcdefgh", chunk_size=2, stall_after=2, stall_seconds=60))
+    stream = client.stream(ask())
+    timer = threading.Timer(0.3, stream.cancel)
+    timer.start()
+    chunks = list(stream)  # returns quietly once cancelled
+    timer.join()
+    assert stream.cancelled
+    assert len(chunks) == 2
+    assert stream.snapshot().text == "ab"
+    server.enqueue(Reply(text="next one works"))
+    assert run(client).text == "next one works"
+
+
+# -- no answer at all ------------------------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_connection_refused_names_the_host() -> None:
+    port = _closed_port()
+    client = ChatClient(fast_settings(f"http://127.0.0.1:{port}/v1", backoff_factor=0.01))
+    with pytest.raises(ConnectError) as caught:
+        run(client)
+    message = one_line(caught.value)
+    assert f"Connection to 127.0.0.1:{port} was refused" in message
+    assert "tried 3 times" in message
+
+
+def test_unknown_host_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # DNS cannot be reached from here; simulate the resolver's answer, nothing else.
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    settings = fast_settings("https://no-such-host.invalid/v1", backoff_factor=0.01)
+    client = ChatClient(settings.with_key("sk-dns-test-000000000000"))
+    with pytest.raises(ConnectError, match="Cannot resolve host no-such-host.invalid"):
+        run(client)
+
+
+@pytest.fixture
+def unaccepting_port() -> Iterator[int]:
+    """A port whose accept queue is full, so a new connection attempt hangs (no SYN-ACK)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.05)
+    yield port
+    for filler in fillers:
+        filler.close()
+    listener.close()
+
+
+def test_connect_timeout_is_reported(unaccepting_port: int) -> None:
+    client = ChatClient(
+        fast_settings(f"http://127.0.0.1:{unaccepting_port}/v1", connect_timeout=0.3, max_retries=0)
+    )
+    with pytest.raises(TransportTimeoutError, match="took longer than 0.3 s"):
+        run(client)
+
+
+def test_missing_key_for_a_remote_url_fails_before_any_connection() -> None:
+    client = ChatClient(fast_settings("https://api.302.ai/v1"))
+    with pytest.raises(ConfigError, match="No API key for https://api.302.ai/v1"):
+        client.stream(ask())
