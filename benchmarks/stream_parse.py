@@ -29,7 +29,22 @@ from nbchat.config import Settings
 from nbchat.protocol import ChatRequest
 from nbchat.testing import LoopbackServer, RawSSE
 
-WORDS = "The quick brown fox jumps over the lazy dog; 数据 analysis with 🐼 pandas.".split()
+WORDS = [
+    "The",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "the",
+    "lazy",
+    "dog;",
+    "数据",
+    "analysis",
+    "with",
+    "🐼",
+    "pandas.",
+]
 
 
 def sse_body(chunks: int) -> tuple[bytes, str]:
