@@ -31,7 +31,12 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -89,6 +94,11 @@ class _BoundedRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> _BoundedRetry:
+        if isinstance(error, ReadTimeoutError):
+            # The server has the request and is slow, not gone: asking again would double the
+            # wait and may bill twice. (A pooled connection the server had closed, by
+            # contrast, is a ProtocolError and is retried.)
+            raise error
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         assert isinstance(retry, _BoundedRetry)
         wait = retry.get_retry_after(response) if response is not None else None
@@ -297,6 +307,7 @@ class ChatClient:
         self.settings = settings if settings is not None else Settings.from_env()
         self._http: requests.Session | None = None
         self._http_lock = threading.Lock()
+        self._http_retry_policy: tuple[int, float, float] | None = None
         self._refuses_usage: set[str] = set()
 
     def __repr__(self) -> str:
@@ -374,9 +385,15 @@ class ChatClient:
         return self.settings.base_url + path
 
     def _session(self) -> requests.Session:
+        settings = self.settings
+        retry_policy = (settings.max_retries, settings.retry_budget, settings.backoff_factor)
         with self._http_lock:
+            if self._http is not None and self._http_retry_policy != retry_policy:
+                self._http.close()  # settings changed: the adapter's Retry is out of date
+                self._http = None
             if self._http is None:
                 self._http = self._make_session()
+                self._http_retry_policy = retry_policy
             return self._http
 
     def _make_session(self) -> requests.Session:

@@ -328,6 +328,22 @@ def test_client_errors_are_not_retried(server: LoopbackServer, client: ChatClien
     assert "messages: too long" in one_line(caught.value)
 
 
+def test_a_slow_server_is_not_asked_twice(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url, read_timeout=0.3))
+    server.enqueue(Status(200, body={"choices": []}, delay=2.0))
+    with pytest.raises(TransportTimeoutError, match="sent nothing for 0.3 s"):
+        run(client)
+    assert len(server.chat_requests) == 1
+
+
+def test_changed_retry_settings_take_effect(server: LoopbackServer, client: ChatClient) -> None:
+    client.settings = fast_settings(server.base_url, max_retries=0)
+    server.enqueue(Status(503), Reply(text="not reached"))
+    with pytest.raises(ServerError, match="not retried"):
+        run(client)
+    assert len(server.chat_requests) == 1
+
+
 def test_a_broken_stream_is_not_retried(server: LoopbackServer, client: ChatClient) -> None:
     server.enqueue(Reply(text="partial text here", chunk_size=4, drop_after=3))
     with pytest.raises(IncompleteStreamError):

@@ -1,0 +1,57 @@
+"""The package's shape: cheap to import, public names complete, the house rules on imports."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import nbchat
+
+PACKAGE = Path(nbchat.__file__).parent
+HEAVY = ("requests", "urllib3", "markdown_it", "ipywidgets", "pygments", "pandas", "polars")
+
+
+def test_importing_nbchat_loads_nothing_heavy() -> None:
+    code = f"import sys, nbchat; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_every_public_name_resolves() -> None:
+    for name in nbchat.__all__:
+        assert getattr(nbchat, name) is not None, name
+    assert set(nbchat.__all__) <= set(dir(nbchat))
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_client_imports_requests() -> None:
+    importers = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if _imports(p) & {"requests", "urllib3"}
+    )
+    assert importers == ["client.py"]
+
+
+def test_nothing_imports_pandas_or_polars() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        assert not _imports(path) & {"pandas", "polars"}, path
+
+
+def test_the_loopback_server_uses_only_the_standard_library() -> None:
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    for path in (PACKAGE / "testing").rglob("*.py"):
+        assert _imports(path) <= stdlib, (path, _imports(path) - stdlib)
