@@ -21,6 +21,7 @@ What it takes care of, so nothing above it has to:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -317,7 +318,7 @@ class ChatClient:
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """Send ``request`` with ``stream: true``; the returned stream yields chunks."""
-        request.stream = True
+        request = dataclasses.replace(request, stream=True)  # the caller's object stays as it was
         request.validate()
         payload = request.to_payload()
         added_usage = False
@@ -343,7 +344,7 @@ class ChatClient:
 
     def complete(self, request: ChatRequest) -> ChatResult:
         """Send ``request`` with ``stream: false`` and return the whole reply."""
-        request.stream = False
+        request = dataclasses.replace(request, stream=False)
         request.validate()
         response = self._post(request.to_payload(), stream=False)
         self._raise_for_status(response, model=request.model)

@@ -105,7 +105,7 @@ class ChatRequest:
         extra: dict[str, Any] = {}
         for key, value in (params or {}).items():
             (named if key in cls.FIELDS else extra)[key] = value
-        if "logit_bias" in named and named["logit_bias"] is not None:
+        if isinstance(named.get("logit_bias"), Mapping):
             named["logit_bias"] = dict(named["logit_bias"])
         request = cls(model=model, messages=messages, extra=extra, **named)
         request.validate()
@@ -165,7 +165,10 @@ class ChatRequest:
         if not isinstance(self.logit_bias, dict):
             raise RequestValidationError("logit_bias", "must map token ids to biases")
         for token, bias in self.logit_bias.items():
-            if isinstance(token, bool) or not str(token).isdigit():
+            if isinstance(token, bool) or not (
+                isinstance(token, int)
+                or (isinstance(token, str) and token.isascii() and token.isdigit())
+            ):
                 raise RequestValidationError(
                     "logit_bias", f"keys must be token ids (whole numbers), got {token!r}"
                 )
@@ -318,20 +321,23 @@ class _ChoiceParts:
                 continue
             function = call.get("function") or {}
             index, call_id = call.get("index"), call.get("id")
+            name = function.get("name") if isinstance(function, dict) else None
             slot = None
             if index is not None:
                 slot = next((s for s in self.tool_calls if s[0] == index), None)
-            elif self.tool_calls and (not call_id or call_id == self.tool_calls[-1][1]):
+            elif self.tool_calls and (call_id == self.tool_calls[-1][1] if call_id else not name):
+                # No index (Mistral): a fragment continues the last call unless it starts one.
                 slot = self.tool_calls[-1]
             if slot is None:
                 slot = [index, None, "", []]
                 self.tool_calls.append(slot)
             if call_id:
                 slot[1] = call_id
-            if isinstance(function.get("name"), str):
-                slot[2] += function["name"]
-            if isinstance(function.get("arguments"), str):
-                slot[3].append(function["arguments"])
+            if isinstance(name, str) and name != slot[2]:
+                slot[2] += name  # some servers repeat the whole name in every fragment
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                slot[3].append(arguments)
 
     def freeze(self, index: int) -> Choice:
         return Choice(
@@ -392,12 +398,16 @@ class StreamAccumulator:
         if warnings:
             self._add_warnings(warnings)
         for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
             index = choice.get("index") or 0
+            if not isinstance(index, int):
+                index = int(index) if isinstance(index, str) and index.isdecimal() else 0
             parts = self._choices.get(index)
             if parts is None:
                 parts = self._choices[index] = _ChoiceParts()
             delta = choice.get("delta")
-            if delta:
+            if delta and isinstance(delta, dict):
                 content = delta.get("content")
                 if content:
                     parts.add_content(content)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,7 @@ from nbchat.config import Settings
 from nbchat.testing import LoopbackServer
 
 _ISOLATED_PREFIXES = ("NBCHAT_", "OPENAI_")
+_KEPT = frozenset({"NBCHAT_SSE_CORPUS"})  # where the tests' data lives, not a setting
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +21,8 @@ def clean_environment(
 ) -> None:
     """No test sees the developer's keys, and nothing writes into the real home."""
     for name in list(os.environ):
+        if name in _KEPT:
+            continue
         if name.startswith(_ISOLATED_PREFIXES) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
     home = tmp_path_factory.mktemp("home")
@@ -57,16 +59,3 @@ def client(server: LoopbackServer) -> Iterator[ChatClient]:
     chat_client = ChatClient(fast_settings(server.base_url))
     yield chat_client
     chat_client.close()
-
-
-@pytest.fixture(scope="session")
-def corpus_dir() -> Path:
-    """The shared SSE captures, read in place (never copied into the repo)."""
-    override = os.environ.get("NBCHAT_SSE_CORPUS")
-    path = (
-        Path(override)
-        if override
-        else Path(__file__).resolve().parents[2] / "shared" / "sse-corpus"
-    )
-    assert path.is_dir(), f"the SSE corpus is missing at {path}"
-    return path

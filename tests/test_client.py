@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import fast_settings
 
 from nbchat.client import ChatClient
 from nbchat.errors import (
@@ -30,6 +29,8 @@ from nbchat.errors import (
 )
 from nbchat.protocol import ChatRequest, ChatResult
 from nbchat.testing import LoopbackServer, RawSSE, Reply, Status
+
+from conftest import fast_settings
 
 CHINESE = "你好，世界！这是一个流式回复的测试。🙂👍🏽 emoji 和 中文 混合。"
 

@@ -4,20 +4,19 @@ with the error the capture carries."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fast_settings
 
 from nbchat.client import ChatClient
 from nbchat.errors import IncompleteStreamError, InStreamError, StreamError
 from nbchat.protocol import ChatRequest, ChatResult
 from nbchat.testing import LoopbackServer, RawSSE
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "sse-corpus"
-CAPTURES = sorted(p.name for p in CORPUS.glob("*.sse")) if CORPUS.is_dir() else []
+from conftest import fast_settings
+from corpus import capture, capture_names, expected
+
+CAPTURES = capture_names()
 
 # Captures that end in an error rather than a reply: the error class and words to expect.
 FAILING = {
@@ -28,11 +27,6 @@ FAILING = {
     "25_openai_error_first_chunk.sse": (InStreamError, "The server had an error processing"),
     "26_openai_error_after_output.sse": (InStreamError, "stream failed after output"),
 }
-
-
-def test_the_corpus_is_all_there(corpus_dir: Path) -> None:
-    assert len(list(corpus_dir.glob("*.sse"))) == 39
-    assert len(CAPTURES) == 39
 
 
 def _assembled(result: ChatResult) -> dict[str, Any]:
@@ -52,11 +46,6 @@ def _assembled(result: ChatResult) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def expected(corpus_dir: Path) -> dict[str, Any]:
-    return dict(json.loads((corpus_dir / "expected.json").read_text("utf-8")))
-
-
-@pytest.fixture(scope="module")
 def corpus_server() -> Any:
     with LoopbackServer() as running:
         yield running
@@ -65,16 +54,12 @@ def corpus_server() -> Any:
 @pytest.mark.parametrize("piece_size", [None, 3])
 @pytest.mark.parametrize("name", CAPTURES)
 def test_capture_assembles_over_a_socket(
-    name: str,
-    piece_size: int | None,
-    corpus_dir: Path,
-    expected: dict[str, Any],
-    corpus_server: LoopbackServer,
+    name: str, piece_size: int | None, corpus_server: LoopbackServer
 ) -> None:
-    corpus_server.enqueue(RawSSE((corpus_dir / name).read_bytes(), piece_size=piece_size))
+    corpus_server.enqueue(RawSSE(capture(name), piece_size=piece_size))
     client = ChatClient(fast_settings(corpus_server.base_url))
     request = ChatRequest.build("test-model", [{"role": "user", "content": "hi"}])
-    want = expected[name]
+    want = expected(name)
     stream = client.stream(request)
     if name in FAILING:
         error_class, words = FAILING[name]

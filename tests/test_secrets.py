@@ -8,13 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import fast_settings
 
 from nbchat.client import ChatClient
 from nbchat.config import Settings
 from nbchat.errors import NbChatError
 from nbchat.protocol import ChatRequest
 from nbchat.testing import LoopbackServer, Reply, Status
+
+from conftest import fast_settings
 
 SECRET = "sk-secret-4f1c9a7e0b2d4c6e8a1b3d5f7e9c0a2b"
 
