@@ -282,19 +282,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_chunk(b"data: " + payload + b"\n\n")
 
         kind = fault[0] if fault else None
-        if kind == "drop_after":
-            self._abort()
-            return
-        if kind == "stall_after":
-            self.owner._stopping.wait(reply.stall_seconds)
-            self._abort()
+        if self._cut_connection(reply, kind):
             return
         if kind == "malformed_after":
             self._send_chunk(_MALFORMED_EVENT)
         elif kind == "error_after":
-            error = {
-                "error": {"message": reply.error_message, "type": "server_error", "code": None}
-            }
+            error = error_body(reply.error_message, "server_error")
             self._send_chunk(b"data: " + encode_json(error) + b"\n\n")
         if not reply.no_done:
             if self._pause(reply.delay):
@@ -303,18 +296,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_chunk(b"data: [DONE]\n\n")
         self._end_stream()
 
+    def _cut_connection(self, reply: Reply, kind: str | None) -> bool:
+        """Play a drop or a stall (silence, then the cut); True when the connection is gone."""
+        if kind == "stall_after":
+            self.owner._stopping.wait(reply.stall_seconds)
+        if kind in ("drop_after", "stall_after"):
+            self._abort()
+            return True
+        return False
+
     def _whole_reply(self, reply: Reply, request: dict[str, Any]) -> None:
         """Send the reply as one chat.completion; faults become their non-streaming kin."""
         if self._pause(reply.delay):
             self._abort()
             return
         kind = reply.fault[0] if reply.fault else None
-        if kind == "drop_after":
-            self._abort()
-            return
-        if kind == "stall_after":
-            self.owner._stopping.wait(reply.stall_seconds)
-            self._abort()
+        if self._cut_connection(reply, kind):
             return
         if kind == "malformed_after":
             self._send_body(200, _MALFORMED_BODY)
