@@ -292,7 +292,7 @@ def test_in_stream_error_then_done(server: LoopbackServer) -> None:
     lines = data_lines(body)
     assert len(lines) == 5
     assert json.loads(lines[3]) == {
-        "error": {"message": "Overloaded", "type": "server_error", "code": None}
+        "error": {"message": "Overloaded", "type": "server_error", "param": None, "code": None}
     }
     assert lines[4] == "[DONE]"
     assert content_of([json.loads(line) for line in lines[:3]]) == "abcdefgh"
