@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import (
+    HTTPError,
     MaxRetryError,
     NameResolutionError,
     NewConnectionError,
@@ -65,6 +66,8 @@ log = logging.getLogger("nbchat")
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _NO_PROXY: dict[str, Any] = {"http": None, "https": None}
 _SNIPPET = 200
+_READ_SIZE = 64 * 1024
+_DRAIN_TIMEOUT = 2.0  # seconds to wait for the end of a body after [DONE]
 
 
 class _BoundedRetry(Retry):
@@ -178,13 +181,14 @@ class ChatStream:
         done = False
         loads = json.loads
         try:
-            for raw in self._response.iter_content(chunk_size=None):
+            for raw in self._network_reads():
                 for event in decoder.feed(raw):
                     data = event.data
                     if done or not data:
                         continue
                     if data == "[DONE]":
                         done = True
+                        self._expect_end_soon()
                         continue
                     chunk = self._parse(data, event.event, loads)
                     accumulator.add(chunk)
@@ -200,9 +204,11 @@ class ChatStream:
         except Exception as exc:
             if self._cancelled.is_set():  # whatever a shut socket raised, stopping was asked for
                 return
-            if isinstance(exc, (requests.RequestException, OSError)):
+            if not isinstance(exc, (requests.RequestException, HTTPError, OSError)):
+                raise
+            if not done:
                 raise self._broken(exc) from None
-            raise
+            # [DONE] arrived and the reply is whole; only the end of the body misbehaved.
         if self._cancelled.is_set():
             return
         tail = decoder.close()
@@ -225,6 +231,27 @@ class ChatStream:
                 hint="the text so far is kept; ask again to get the rest",
             )
         self.result = result
+
+    def _network_reads(self) -> Iterator[bytes]:
+        """Each piece of the body as soon as it arrives.
+
+        ``iter_content(chunk_size=None)`` would do for a chunked body but waits for the whole
+        of a close-delimited one (an HTTP/1.0 server or proxy), so read1 serves that case.
+        """
+        raw = self._response.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from raw.read_chunked(None, decode_content=True)
+        else:
+            while data := raw.read1(_READ_SIZE, decode_content=True):
+                yield data
+
+    def _expect_end_soon(self) -> None:
+        """After ``[DONE]`` only the end of the body is left; a server that keeps the
+        connection open without ending the body must not hold the reply for a read timeout."""
+        sock = getattr(getattr(self._response.raw, "connection", None), "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(min(_DRAIN_TIMEOUT, self._client.settings.read_timeout))
 
     def _parse(self, data: str, event_type: str, loads: Any) -> dict[str, Any]:
         try:

@@ -558,3 +558,94 @@ def test_missing_key_for_a_remote_url_fails_before_any_connection() -> None:
     client = ChatClient(fast_settings("https://api.302.ai/v1"))
     with pytest.raises(ConfigError, match="No API key for https://api.302.ai/v1"):
         client.stream(ask())
+
+
+# -- bodies that are not well-behaved chunked streams -------------------------------------------
+
+
+class OneShotServer:
+    """A bare socket server for one request, for framings the loopback server does not speak:
+    a close-delimited HTTP/1.0-style body, or a chunked body that never ends."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.release = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def serve(self, before: bytes, after: bytes, *, close: bool) -> None:
+        """Answer with ``before``, wait for ``release``, send ``after``, then close or hang."""
+
+        def run() -> None:
+            connection, _ = self.listener.accept()
+            with connection:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += connection.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += connection.recv(65536)
+                connection.sendall(before)
+                self.release.wait(10)
+                connection.sendall(after)
+                if not close:
+                    self.release.clear()
+                    self.release.wait(10)
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.release.set()
+        if self.thread is not None:
+            self.thread.join(5)
+        self.listener.close()
+
+
+@pytest.fixture
+def one_shot() -> Iterator[OneShotServer]:
+    bare = OneShotServer()
+    yield bare
+    bare.stop()
+
+
+def _event(content: str | None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def test_close_delimited_body_is_streamed_as_it_arrives(one_shot: OneShotServer) -> None:
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+    one_shot.serve(
+        head + _event("first "), _event("second", "stop") + b"data: [DONE]\n\n", close=True
+    )
+    client = ChatClient(fast_settings(one_shot.base_url))
+    with client.stream(ask()) as stream:
+        chunks = iter(stream)
+        next(chunks)  # arrives while the server still holds back the rest
+        assert stream.accumulator.text() == "first "
+        one_shot.release.set()
+        rest = list(chunks)
+    assert len(rest) == 1
+    assert stream.result is not None
+    assert stream.result.text == "first second"
+
+
+def test_a_body_left_open_after_done_does_not_hold_the_reply(one_shot: OneShotServer) -> None:
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    payload = _event("all of it", "stop") + b"data: [DONE]\n\n"
+    framed = f"{len(payload):X}\r\n".encode() + payload + b"\r\n"  # and never the final 0-chunk
+    one_shot.serve(head + framed, b"", close=False)
+    client = ChatClient(fast_settings(one_shot.base_url, read_timeout=30))
+    one_shot.release.set()
+    result = run(client)
+    assert result.text == "all of it"
+    assert result.complete
