@@ -466,6 +466,9 @@ class ChatClient:
         self, method: str, url: str, *, stream: bool, json: Mapping[str, Any] | None = None
     ) -> requests.Response:
         headers = self._headers(url)
+        if stream:
+            # A compressing proxy may hold back a compressed stream until a block fills up.
+            headers["Accept-Encoding"] = "identity"
         timeout = (self.settings.connect_timeout, self.settings.read_timeout)
         proxies = _NO_PROXY if is_loopback_url(url) else None
         try:

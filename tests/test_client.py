@@ -207,6 +207,7 @@ def test_every_request_field_reaches_the_server(server: LoopbackServer, client: 
     assert {k: sent[k] for k in expected} == expected
     headers = server.last_request.headers
     assert headers["content-type"] == "application/json"
+    assert headers["accept-encoding"] == "identity"  # no proxy may buffer a compressed stream
     assert headers["user-agent"].startswith("nbchat/")
 
 
