@@ -4,6 +4,8 @@ retries, every fault kind, and the one-line errors that come out of them."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -650,3 +652,20 @@ def test_a_body_left_open_after_done_does_not_hold_the_reply(one_shot: OneShotSe
     result = run(client)
     assert result.text == "all of it"
     assert result.complete
+
+
+def test_ctrl_c_mid_stream_closes_the_connection_and_the_client_goes_on(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Reply(text="abcdefgh", chunk_size=2, stall_after=2, stall_seconds=60))
+    stream = client.stream(ask())
+    interrupter = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        for _ in stream:
+            pass
+    interrupter.join()
+    assert stream.accumulator.text() == "ab"  # what arrived before Ctrl-C is still there
+    assert stream._response.raw.closed
+    server.enqueue(Reply(text="after the interrupt"))
+    assert run(client).text == "after the interrupt"
