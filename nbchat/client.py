@@ -299,7 +299,7 @@ class ChatStream:
 
     def _broken(self, exc: Exception) -> NbChatError:
         partial = self.accumulator.result(done=False)
-        if "Read timed out" in str(exc) or isinstance(exc, requests.Timeout):
+        if isinstance(exc, (ReadTimeoutError, requests.Timeout, TimeoutError)):
             timeout = self._client.settings.read_timeout
             return IncompleteStreamError(
                 f"{self._host} sent nothing for {timeout:g} s in the middle of the reply",
