@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LINTED := nbchat tests benchmarks notebooks/run_headless.py
 
-.PHONY: test lint typecheck pytest install browser-deps bench clean
+.PHONY: test lint typecheck pytest install browser-deps bench quickstart clean
 
 test: install browser-deps lint typecheck pytest
 
@@ -22,8 +23,8 @@ browser-deps:
 	@sh .ci/ensure-chromium
 
 lint: install
-	$(PY) -m ruff check nbchat tests benchmarks
-	$(PY) -m ruff format --check nbchat tests benchmarks
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m ruff format --check $(LINTED)
 
 typecheck: install
 	$(PY) -m mypy
@@ -34,6 +35,13 @@ pytest: install
 
 bench: install
 	$(PY) benchmarks/stream_parse.py
+	$(PY) benchmarks/render_stream.py
+	$(PY) benchmarks/load_time.py
+
+# Runs the quickstart notebook headless and writes it as HTML to build/notebooks/: against
+# your API when a key is configured, otherwise against the bundled loopback server.
+quickstart: install
+	$(PY) notebooks/run_headless.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -16,10 +16,15 @@ __all__ = [
     "ChatClient",
     "ChatRequest",
     "ChatResult",
+    "ChatSession",
     "ChatStream",
     "NbChatError",
+    "Reply",
     "Settings",
     "__version__",
+    "get_session",
+    "load_ipython_extension",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {
@@ -30,6 +35,9 @@ _LAZY = {
     "ChatRequest": "nbchat.protocol",
     "ChatResult": "nbchat.protocol",
     "NbChatError": "nbchat.errors",
+    "ChatSession": "nbchat.session",
+    "Reply": "nbchat.session",
+    "get_session": "nbchat.session",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +45,26 @@ if TYPE_CHECKING:
     from .config import APIKey, Settings
     from .errors import NbChatError
     from .protocol import ChatRequest, ChatResult
+    from .session import ChatSession, Reply, get_session
+
+_extension_magics: dict[int, Any] = {}
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext nbchat``: register ``%%chat``/``%chat`` and follow cell ids."""
+    from .magics import ChatMagics
+
+    magics = ChatMagics(ipython)
+    ipython.register_magics(magics)
+    ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    _extension_magics[id(ipython)] = magics
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext nbchat``: stop following cell ids (the session and its history stay)."""
+    magics = _extension_magics.pop(id(ipython), None)
+    if magics is not None:
+        ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
 
 
 def __getattr__(name: str) -> Any:

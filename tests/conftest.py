@@ -59,3 +59,13 @@ def client(server: LoopbackServer) -> Iterator[ChatClient]:
     chat_client = ChatClient(fast_settings(server.base_url))
     yield chat_client
     chat_client.close()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -21,6 +21,30 @@ def test_importing_nbchat_loads_nothing_heavy() -> None:
     assert loaded == ""
 
 
+def test_load_ext_loads_nothing_heavy() -> None:
+    code = (
+        "import sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "ip = InteractiveShell.instance()\n"
+        "before = set(sys.modules)\n"
+        "ip.run_line_magic('load_ext', 'nbchat')\n"
+        "assert 'chat' in ip.magics_manager.magics['cell']\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in new))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == ""
+
+
+def test_only_the_magics_and_the_display_import_ipython() -> None:
+    importers = sorted(
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "IPython" in _imports(p)
+    )
+    assert importers == ["display.py", "magics.py"]
+
+
 def test_every_public_name_resolves() -> None:
     for name in nbchat.__all__:
         assert getattr(nbchat, name) is not None, name

@@ -1,0 +1,69 @@
+"""``%chat export``: the conversation as Markdown (to read) or JSON (to process).
+
+Only the conversation goes out: the system prompt, each turn's prompt and reply, model, status
+and usage. Settings and the key never do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import ChatSession
+
+__all__ = ["to_json", "to_markdown", "write"]
+
+
+def to_markdown(session: ChatSession) -> str:
+    """A readable transcript: each turn's question and answer under headings."""
+    lines = ["# Conversation", ""]
+    if session.system:
+        lines += ["## System", "", session.system, ""]
+    for number, turn in enumerate(session.history, start=1):
+        lines += [f"## {number}. You", "", turn.prompt, ""]
+        note = " (interrupted)" if turn.status == "interrupted" else ""
+        lines += [f"## {number}. {turn.model or 'Assistant'}{note}", "", turn.reply, ""]
+    return "\n".join(lines)
+
+
+def to_json(session: ChatSession) -> dict[str, Any]:
+    """The conversation as data: the messages an API call would carry, plus per-turn details."""
+    messages: list[dict[str, str]] = []
+    if session.system:
+        messages.append({"role": "system", "content": session.system})
+    turns = []
+    for turn in session.history:
+        messages.extend(turn.messages())
+        turns.append(
+            {
+                "cell_id": turn.cell_id,
+                "prompt": turn.prompt,
+                "reply": turn.reply,
+                "status": turn.status,
+                "model": turn.model,
+                "usage": dict(turn.usage) if turn.usage else None,
+                "created": turn.created,
+            }
+        )
+    return {
+        "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "system": session.system,
+        "messages": messages,
+        "turns": turns,
+    }
+
+
+def write(session: ChatSession, path: Path) -> int:
+    """Write the conversation to ``path`` (``.md`` or ``.json``); returns the number of turns."""
+    suffix = path.suffix.lower()
+    if suffix in (".md", ".markdown"):
+        text = to_markdown(session)
+    elif suffix == ".json":
+        text = json.dumps(to_json(session), ensure_ascii=False, indent=2) + "\n"
+    else:
+        raise ValueError(f"%chat export writes .md or .json files, not {path.name!r}")
+    path.write_text(text, encoding="utf-8")
+    return len(session.history)

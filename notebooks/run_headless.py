@@ -1,0 +1,124 @@
+"""Run nbchat's notebooks end to end without a browser and write them out as HTML.
+
+    python notebooks/run_headless.py [NOTEBOOK ...] [--out DIR]
+
+With an API key configured (``NBCHAT_API_KEY``, or ``OPENAI_API_KEY`` with ``OPENAI_BASE_URL``)
+the notebooks talk to that API. Without one they talk to nbchat's bundled loopback server, and
+say so: every reply is then canned, the same short Markdown sample each time.
+
+Cells are executed the way JupyterLab executes them, each ``execute_request`` carrying the
+cell's id, so that a notebook behaves here as it does in a browser. The executed notebooks
+(``.ipynb``) and their HTML go to ``--out`` (default ``build/notebooks``); a cell that fails
+stops the run with its error and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+
+from nbchat.config import Settings
+from nbchat.testing import LoopbackServer
+
+HERE = Path(__file__).resolve().parent
+CANNED_NOTE = (
+    "**This run used canned replies.** No API key was configured, so the notebook talked to "
+    "nbchat's bundled loopback server (`nbchat.testing`), which answers every question with "
+    "the same Markdown sample. Set `NBCHAT_API_KEY` and run it again for real answers."
+)
+
+
+class CellIdClient(NotebookClient):
+    """An nbclient that sends each cell's id with its execute_request, as JupyterLab does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cell_id: str | None = None
+        self.on_cell_execute = self._note_cell
+
+    def _note_cell(self, cell: Any, cell_index: int) -> None:
+        self._cell_id = cell.get("id")
+
+    async def async_start_new_kernel_client(self) -> Any:
+        kernel_client = await super().async_start_new_kernel_client()
+
+        def execute(code: str, *, store_history: bool = True, stop_on_error: bool = True) -> str:
+            content = {
+                "code": code,
+                "silent": False,
+                "store_history": store_history,
+                "user_expressions": {},
+                "allow_stdin": False,
+                "stop_on_error": stop_on_error,
+            }
+            metadata = {"cellId": self._cell_id} if self._cell_id else {}
+            message = kernel_client.session.msg("execute_request", content, metadata=metadata)
+            kernel_client.shell_channel.send(message)
+            return str(message["header"]["msg_id"])
+
+        kernel_client.execute = execute
+        return kernel_client
+
+
+def run(notebook_path: Path, out_dir: Path, *, canned: bool, timeout: int) -> Path:
+    """Execute one notebook in ``out_dir`` and write it there as .ipynb and .html."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    client = CellIdClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(out_dir)}},
+    )
+    client.execute()
+    if canned:
+        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(CANNED_NOTE))
+    executed = out_dir / notebook_path.name
+    nbformat.write(notebook, executed)
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    target = executed.with_suffix(".html")
+    target.write_text(html, encoding="utf-8")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run nbchat's notebooks headless.")
+    parser.add_argument("notebooks", nargs="*", type=Path, default=[HERE / "quickstart.ipynb"])
+    parser.add_argument("--out", type=Path, default=Path("build/notebooks"))
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
+    args = parser.parse_args(argv)
+    out_dir = args.out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    settings = Settings.from_env()
+    server: LoopbackServer | None = None
+    if settings.usable_key is None and not settings.is_loopback:
+        server = LoopbackServer().start()
+        os.environ["NBCHAT_BASE_URL"] = server.base_url
+        os.environ.pop("OPENAI_BASE_URL", None)
+        print(f"No API key configured: using the loopback server at {server.base_url}.")
+        print("Every reply in this run is canned; set NBCHAT_API_KEY for real answers.")
+    else:
+        print(f"Talking to {settings.base_url} as model {settings.model}.")
+    try:
+        for notebook_path in args.notebooks:
+            target = run(notebook_path, out_dir, canned=server is not None, timeout=args.timeout)
+            print(f"{notebook_path.name}: ran every cell; wrote {target}")
+    except CellExecutionError as error:
+        print(f"A cell failed:\n{error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

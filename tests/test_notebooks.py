@@ -1,0 +1,60 @@
+"""The notebooks in ``notebooks/`` run end to end in a real kernel."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from nbchat.testing import LoopbackServer
+
+from kernel import run_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+
+
+def chat_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in notebook.cells if c.cell_type == "code" and c.source.startswith("%%chat")]
+
+
+def test_quickstart_runs_against_the_loopback_server(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    notebook = run_notebook(QUICKSTART, env=env, cwd=tmp_path)
+    cells = chat_cells(notebook)
+    assert cells
+    for cell in cells:
+        (output,) = cell.outputs
+        assert output.output_type == "display_data"
+        assert output.data["text/plain"] == output.data["text/markdown"]
+        assert "canned" in output.data["text/plain"]
+    requests = [r.json for r in server.chat_requests]
+    assert len(requests) == len(cells)
+    follow_up = [m["content"] for m in requests[1]["messages"]]
+    assert follow_up[0] == "Explain in two sentences what a p-value is."
+    assert len(follow_up) == 3  # question, its reply, the follow-up
+    one_off = requests[-1]
+    assert len(one_off["messages"]) == 1  # --no-history
+    assert "['age', 'income', 'city']" in one_off["messages"][0]["content"]
+    assert (tmp_path / "conversation.md").exists()
+
+
+def test_headless_runner_says_replies_are_canned_without_a_key(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    finished = subprocess.run(
+        [sys.executable, str(ROOT / "notebooks" / "run_headless.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "canned" in finished.stdout
+    html = (out / "quickstart.html").read_text()
+    assert "This run used canned replies" in html
+    executed = nbformat.read(out / "quickstart.ipynb", as_version=4)
+    assert all(cell.outputs for cell in chat_cells(executed))

@@ -1,0 +1,477 @@
+"""render.py: exact cases from a fixture file, safety over every output, and incremental rendering
+that always equals rendering the whole text."""
+
+from __future__ import annotations
+
+import random
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pygments.lexers  # type: ignore[import-untyped]
+import pytest
+from markdown_it.token import Token
+from markdown_it.utils import EnvType
+
+import nbchat.render
+from nbchat.render import IncrementalRenderer, RenderedParts, render_markdown
+
+FIXTURE = Path(__file__).parent / "fixtures" / "render_cases.txt"
+SEPARATOR = "⁂"
+
+
+def load_cases(path: Path = FIXTURE) -> list[tuple[str, str, str]]:
+    """(title, markdown, expected html) for each case; see the file's header for the format."""
+    cases: list[tuple[str, str, str]] = []
+    state, title, collected, markdown = "between", "", [], ""
+    for line in path.read_text("utf-8").splitlines():
+        if line != SEPARATOR:
+            collected.append(line)
+            continue
+        if state == "between":
+            title = [text for text in collected if text.strip()][-1]
+            state = "input"
+        elif state == "input":
+            markdown = "\n".join(collected) + "\n"
+            state = "expected"
+        else:
+            cases.append((title, markdown, "\n".join(collected) + "\n"))
+            state = "between"
+        collected = []
+    assert state == "between", "the file ends inside a case"
+    return cases
+
+
+CASES = load_cases()
+
+
+# --- what an output may contain ----------------------------------------------------------------
+
+REFUSED = ("javascript:", "vbscript:", "data:", "file:")
+
+
+class _Tags(HTMLParser):
+    """Every start tag of a fragment, with its attributes decoded as a browser would."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def assert_inert(html: str, case: str = "") -> None:
+    """Nothing in ``html`` can run script, load a resource, or send a referrer."""
+    lowered = html.lower()
+    assert "<script" not in lowered, case
+    assert "<img" not in lowered, case
+    for tag_text in re.findall(r"<[^>]*>", lowered):
+        unquoted = re.sub(r'"[^"]*"', '""', tag_text)  # the renderer quotes every value with "
+        assert not re.search(r"\son\w+\s*=", unquoted), (case, tag_text)
+    for tag, attrs in _Tags(html).tags:
+        assert tag not in {"script", "img", "iframe", "object", "embed", "style", "svg"}, case
+        assert not any(name.startswith("on") for name in attrs), (case, tag, attrs)
+        for name in ("href", "src"):
+            value = re.sub(r"[\x00-\x20\x7f]", "", attrs.get(name) or "").lower()
+            assert not value.startswith(REFUSED), (case, tag, attrs)
+        if tag == "a":
+            assert "noopener" in (attrs.get("rel") or ""), (case, attrs)
+
+
+# --- the fixture file --------------------------------------------------------------------------
+
+
+def test_fixture_file_covers_the_required_ground() -> None:
+    titles = " ".join(title for title, _, _ in CASES)
+    for topic in ("heading", "table", "javascript", "vbscript", "data", "image", "math", "Chinese"):
+        assert topic in titles, topic
+    assert len({title for title, _, _ in CASES}) == len(CASES), "titles must be unique"
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_fixture_case_renders_exactly(markdown: str, expected: str) -> None:
+    assert render_markdown(markdown) == expected
+
+
+def test_no_fixture_output_can_run_script_or_load_anything() -> None:
+    for title, markdown, expected in CASES:
+        assert_inert(expected, title)
+        assert_inert(render_markdown(markdown), title)
+
+
+# --- safety ------------------------------------------------------------------------------------
+
+
+def test_raw_html_is_shown_escaped() -> None:
+    html = render_markdown('<b onmouseover="x()">bold</b>\n\n<iframe src="https://a.example">\n')
+    assert html == (
+        "<p>&lt;b onmouseover=&quot;x()&quot;&gt;bold&lt;/b&gt;</p>\n"
+        "<p>&lt;iframe src=&quot;https://a.example&quot;&gt;</p>\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "javascript:alert(1)",
+        "JAVASCRIPT:alert(1)",
+        "java&#x0A;script:alert(1)",
+        "java&#9;script:alert(1)",
+        "&#x6A;avascript:alert(1)",
+        "javascript%3Aalert(1)",
+        "%20javascript:alert(1)",
+        "vbscript:msgbox(1)",
+        "VBScript:msgbox(1)",
+        "file:///etc/passwd",
+        "data:text/html,<script>alert(1)</script>",
+        "data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=",
+        "data:image/png;base64,iVBORw0KGgo=",
+    ],
+)
+def test_dangerous_urls_never_become_links(url: str) -> None:
+    for markdown in (f"[a]({url})", f"![a]({url})", f"<{url}>"):
+        html = render_markdown(markdown)
+        assert "<a " not in html, html
+        assert_inert(html)
+
+
+def test_ordinary_urls_become_links() -> None:
+    html = render_markdown("[a](https://example.com) [b](/relative) [c](mailto:a@b.example)")
+    assert html.count("<a href=") == 3
+
+
+def test_links_open_without_referrer_or_opener() -> None:
+    html = render_markdown("[a](https://example.com)")
+    assert 'rel="noopener noreferrer nofollow"' in html
+    assert 'target="_blank"' in html
+
+
+def test_markdown_image_is_a_link_and_never_loads() -> None:
+    html = render_markdown("![secret chart](http://evil.example/p.png?q=SECRET)")
+    assert "<img" not in html
+    assert html == (
+        '<p><a href="http://evil.example/p.png?q=SECRET" rel="noopener noreferrer nofollow"'
+        ' target="_blank" class="image-link">🖼 secret chart</a></p>\n'
+    )
+
+
+def test_image_without_alt_text_still_has_a_visible_label() -> None:
+    assert ">🖼 image</a>" in render_markdown("![](https://img.example/p.png)")
+
+
+def test_attribute_values_are_escaped() -> None:
+    html = render_markdown('[x](https://a.example/"onmouseover="x "t\\"><b>")')
+    assert_inert(html)
+    assert "<b>" not in html
+
+
+# --- code --------------------------------------------------------------------------------------
+
+
+def test_known_language_is_highlighted_with_inline_styles() -> None:
+    html = render_markdown("```py\nx = '<b>'\n```\n")
+    assert html.startswith('<pre style="')
+    assert '<code class="language-python">' in html  # Pygments' alias, not the info string
+    assert '<span style="' in html
+    assert "&lt;b&gt;" in html
+    assert "class=" not in html.replace('class="language-python"', "")
+
+
+def test_unlabelled_code_is_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_guessing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a lexer was guessed")
+
+    monkeypatch.setattr("pygments.lexers.guess_lexer", no_guessing)
+    html = render_markdown("```\n#!/usr/bin/env python\nimport os\n```\n")
+    assert html == "<pre><code>#!/usr/bin/env python\nimport os\n</code></pre>\n"
+
+
+def test_language_names_are_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = pygments.lexers.get_lexer_by_name
+
+    def counting(name: str, **options: object) -> object:
+        calls.append(name)
+        return real(name, **options)
+
+    nbchat.render._lexer.cache_clear()
+    monkeypatch.setattr(nbchat.render, "get_lexer_by_name", counting)
+    try:
+        for _ in range(3):
+            render_markdown("```rust\nfn main() {}\n```\n\n```nosuchlang\nx\n```\n")
+    finally:
+        nbchat.render._lexer.cache_clear()
+    assert calls == ["rust", "nosuchlang"]
+
+
+def test_fence_info_string_cannot_reach_the_markup() -> None:
+    html = render_markdown('```python" onmouseover="x\nprint(1)\n```\n')
+    assert "onmouseover" not in html
+    assert_inert(html)
+
+
+# --- math --------------------------------------------------------------------------------------
+
+
+def test_markdown_does_not_touch_text_inside_math() -> None:
+    html = render_markdown(r"$a_1 * b_2 * c_3$ and \(\{x_i\}\) and $$\frac{a_*}{b_*}$$")
+    assert "<em>" not in html
+    assert '<span class="math inline">$a_1 * b_2 * c_3$</span>' in html
+    assert r'<span class="math inline">$\{x_i\}$</span>' in html
+    assert r'<span class="math display">$$\frac{a_*}{b_*}$$</span>' in html
+
+
+def test_math_text_is_escaped() -> None:
+    html = render_markdown("$$\nx < y </div><script>\n$$\n")
+    assert html == '<div class="math display">$$x &lt; y &lt;/div&gt;&lt;script&gt;$$</div>\n'
+
+
+def test_prices_are_not_math() -> None:
+    assert render_markdown("From $5 to $10.") == "<p>From $5 to $10.</p>\n"
+
+
+def test_bracket_display_math_on_its_own_lines_is_a_block() -> None:
+    html = render_markdown("\\[\na_1\n+ b\n\\]\n")
+    assert html == '<div class="math display">$$a_1\n+ b$$</div>\n'
+
+
+def test_unclosed_display_math_falls_back_to_text() -> None:
+    assert render_markdown("\\[\nx_1\n\nmore") == "<p>[\nx_1</p>\n<p>more</p>\n"
+
+
+# --- incremental rendering ---------------------------------------------------------------------
+
+REPLY = """\
+# Plan
+Intro line with *emphasis* and `code`, a [link](https://example.com) and $x_1$.
+
+Setext heading
+--------------
+
+- one
+- two
+  - nested a
+  - nested b
+
+- three, which makes the list loose
+
+Paragraph after the list.
+
+1. first
+2. second
+
+3. third
+10. tenth
+
+> quoted line
+lazy continuation
+
+> another quote
+
+| left | center | right |
+|:-----|:------:|------:|
+| a    | b      | c     |
+| d    | e      | f     |
+
+```python
+def f(x):
+    return x < 1
+
+
+print(f(0))
+```
+
+    indented code
+
+    more indented code
+
+$$
+a_1 * b_2
+$$
+\\[
+\\int_0^1 x\\,dx
+\\]
+## Done
+Final words with \\(y_j\\) and 中文。
+***
+Trailing paragraph without a newline"""
+
+
+def stream(text: str, sizes: list[int]) -> list[str]:
+    """The growing prefixes of ``text`` when it arrives in chunks of the given sizes (cycled)."""
+    prefixes, end, i = [], 0, 0
+    while end < len(text):
+        end = min(len(text), end + sizes[i % len(sizes)])
+        prefixes.append(text[:end])
+        i += 1
+    return prefixes
+
+
+def assert_streams_like_whole(prefixes: list[str]) -> RenderedParts | None:
+    """Each update equals the whole render of its text, and finished blocks only accumulate."""
+    renderer = IncrementalRenderer()
+    parts = None
+    for text in prefixes:
+        previous = parts.finished if parts else ()
+        parts = renderer.update(text)
+        assert "".join(parts.finished) + parts.tail == render_markdown(text), repr(text)
+        assert parts.finished[: len(previous)] == previous, repr(text)
+    return parts
+
+
+def all_prefixes(text: str) -> list[str]:
+    return [text[:end] for end in range(len(text) + 1)]
+
+
+def test_every_prefix_of_a_reply_renders_like_the_whole_text() -> None:
+    parts = assert_streams_like_whole(all_prefixes(REPLY))
+    assert parts is not None
+    assert len(parts.finished) == 14  # down to "## Done"
+    assert parts.tail.startswith("<p>Final words")
+    assert parts.tail.endswith("<hr />\n<p>Trailing paragraph without a newline</p>\n")
+
+
+@pytest.mark.parametrize("sizes", [[2], [3, 7], [13], [50, 1], [1000]])
+def test_chunked_updates_render_like_the_whole_text(sizes: list[int]) -> None:
+    assert_streams_like_whole(stream(REPLY, sizes))
+
+
+def test_every_prefix_of_every_fixture_case_renders_like_the_whole_text() -> None:
+    for _, markdown, _ in CASES:
+        assert_streams_like_whole(all_prefixes(markdown))
+
+
+def test_every_prefix_of_all_fixture_cases_in_one_reply_renders_like_the_whole_text() -> None:
+    assert_streams_like_whole(all_prefixes("\n".join(markdown for _, markdown, _ in CASES)))
+
+
+LINES = [
+    *["", "", ""],
+    *["- a", "  - b", "* star", "+ plus", "-", "*", "1. x", "2", "2.", " 3. y", "10)", "1) paren"],
+    *["> q", "> - z", "> ", "para text", "more *em", "ph* end", "   indented3", "\t- tab"],
+    *["# H", "## H2 | x", "H | x", "|---|---|", "| a | b |", "```", "```py", "~~~"],
+    *["    code", "      deep", "---", "===", "***", "  ", "<div>", "[x]: http://a", "[x]"],
+    *["$$", "$$x_1$$", "a_1 * b", "\\[", "\\]", "x\\]", "text $a", "b$ more", "\\(q_1", "r\\)"],
+]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_documents_stream_like_the_whole_text(seed: int) -> None:
+    rnd = random.Random(seed)
+    for _ in range(40):
+        text = "\n".join(rnd.choice(LINES) for _ in range(rnd.randint(3, 24)))
+        assert_streams_like_whole(stream(text, [rnd.choice([1, 1, 2, 3, 7])]))
+
+
+def finished_after(*texts: str) -> RenderedParts:
+    renderer = IncrementalRenderer()
+    parts = renderer.update("")
+    for text in texts:
+        parts = renderer.update(text)
+    return parts
+
+
+def test_a_paragraph_stays_open_while_it_could_become_a_setext_heading() -> None:
+    assert finished_after("Title\n").finished == ()
+    assert finished_after("Title\n---\n").tail == "<h2>Title</h2>\n"
+    assert finished_after("Title\n---\n\nNext").finished == ("<h2>Title</h2>\n",)
+
+
+def test_a_list_stays_open_until_unindented_text_after_a_blank_line() -> None:
+    assert finished_after("- a\n- b\n\n").finished == ()
+    assert finished_after("- a\n- b\n\n  still the item").finished == ()
+    assert finished_after("- a\n- b\n\n- loose now").finished == ()
+    parts = finished_after("- a\n- b\n\nAfter")
+    assert parts.finished == ("<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n",)
+
+
+def test_bare_digits_after_an_ordered_list_stay_open() -> None:
+    assert finished_after("1. a\n\n2").finished == ()
+    assert finished_after("1. a\n\n2.").finished == ()
+    assert finished_after("1. a\n\n2\n").finished == ("<ol>\n<li>a</li>\n</ol>\n",)
+
+
+def test_an_open_fence_with_blank_lines_stays_in_the_tail() -> None:
+    parts = finished_after("Intro\n\n```python\nx = 1\n\n\ny = 2\n")
+    assert parts.finished == ("<p>Intro</p>\n",)
+    assert parts.tail.startswith("<pre") and "y" in parts.tail
+
+
+def test_a_heading_is_finished_once_the_line_after_it_is_complete() -> None:
+    assert finished_after("# H\n| a | b |").finished == ()
+    assert finished_after("# H | x\n|---|---|").finished == ()  # this one becomes a table
+    assert finished_after("# H\nText\n").finished == ("<h1>H</h1>\n",)
+
+
+def test_an_unclosed_math_opener_keeps_what_follows_it_open() -> None:
+    parts = finished_after("$$\nx\n# H\n***\ny")
+    assert parts.finished == ()
+    assert finished_after("$$\nx\n# H\n***\ny\n$$").tail.startswith('<div class="math display">')
+
+
+def test_a_text_that_does_not_extend_the_last_one_starts_over() -> None:
+    renderer = IncrementalRenderer()
+    renderer.update("First\n\nSecond\n\nThird")
+    parts = renderer.update("Other\n\nText")
+    assert parts.finished == ("<p>Other</p>\n",)
+    assert parts.tail == "<p>Text</p>\n"
+
+
+def test_crlf_split_across_updates_renders_like_the_whole_text() -> None:
+    text = "a\r\n\r\n- b\r\n- c\r\rd\r\n"
+    assert_streams_like_whole(all_prefixes(text))
+    assert render_markdown(text) == render_markdown(text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def test_empty_text_renders_nothing() -> None:
+    assert IncrementalRenderer().update("") == RenderedParts((), "")
+    assert IncrementalRenderer().update("\n\n  \n") == RenderedParts((), "")
+    assert render_markdown("") == ""
+
+
+class CountingRenderer(IncrementalRenderer):
+    """Records how much source each update hands to the parser."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parsed: list[int] = []
+
+    def _parse(self, source: str, env: EnvType) -> list[Token]:
+        self.parsed.append(len(source))
+        return super()._parse(source, env)
+
+
+def test_updates_parse_only_the_open_part_of_a_long_reply() -> None:
+    paragraph = "A paragraph of a long reply, with **some** markup in it. " * 3 + "\n\n"
+    renderer = CountingRenderer()
+    text = ""
+    for _ in range(300):
+        for piece in stream(paragraph, [9]):
+            renderer.update(text + piece)
+        text += paragraph
+    assert len(text) > 50_000
+    assert len(renderer.parsed) == 300 * len(stream(paragraph, [9]))
+    assert max(renderer.parsed) <= 2 * len(paragraph)
+    parts = renderer.update(text + "end")
+    assert len(parts.finished) == 300
+    assert renderer.parsed[-1] <= 2 * len(paragraph)
+
+
+def test_render_seconds_accumulates_over_updates() -> None:
+    renderer = IncrementalRenderer()
+    assert renderer.render_seconds == 0.0
+    renderer.update("# H\n\ntext")
+    first = renderer.render_seconds
+    renderer.update("# H\n\ntext and more")
+    assert 0.0 < first < renderer.render_seconds
+
+
+def test_rendered_parts_are_immutable() -> None:
+    parts = RenderedParts(("<p>a</p>\n",), "")
+    with pytest.raises(AttributeError):
+        parts.tail = "x"  # type: ignore[misc]
