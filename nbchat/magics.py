@@ -241,21 +241,25 @@ class ChatMagics(Magics):
     # -- %chat ------------------------------------------------------------------------------
 
     def _command(self, line: str) -> None:
-        try:
-            words = shlex.split(line)
-        except ValueError as error:
-            raise UsageError(f"%chat: {error}") from None
-        if not words:
+        command, _, raw = line.strip().partition(" ")
+        raw = raw.strip()
+        if not command:
             raise UsageError(f"%chat needs a command: {', '.join(_SUBCOMMANDS)}")
-        command, rest = words[0], words[1:]
         handler = getattr(self, f"_cmd_{command}", None)
         if command not in _SUBCOMMANDS or handler is None:
             raise UsageError(
                 f"%chat: unknown command {command!r}; try one of {', '.join(_SUBCOMMANDS)} "
                 "(or %%chat in a cell to ask a question)"
             )
+        if command == "system":
+            words = [raw] if raw else []  # prose: an apostrophe is not a shell quote
+        else:
+            try:
+                words = shlex.split(raw)
+            except ValueError as error:
+                raise UsageError(f"%chat {command}: {error}") from None
         try:
-            handler(rest, line.strip()[len(command) :].strip())
+            handler(words, raw)
         except NbChatError as error:
             raise _one_line(error) from None
 
@@ -297,12 +301,29 @@ class ChatMagics(Magics):
         print(f"Model: {name}")
 
     def _known_models(self) -> list[str] | None:
-        """The server's model list, or None when it cannot say (no /models, offline…)."""
+        """The server's model list, or None when it cannot say (no /models, offline…).
+
+        A quick look, without retries and with short timeouts: setting a model must not hang
+        on a server that is down; the first question will say what is wrong with it.
+        """
+        from .client import ChatClient
+
+        settings = self.session.settings
+        probe = ChatClient(
+            _replace(
+                settings,
+                max_retries=0,
+                connect_timeout=min(settings.connect_timeout, 3.0),
+                read_timeout=min(settings.read_timeout, 10.0),
+            )
+        )
         try:
-            self.session.settings.require_key()
-            return self.session.client.list_models()
+            settings.require_key()
+            return probe.list_models()
         except NbChatError:
             return None
+        finally:
+            probe.close()
 
     def _cmd_models(self, args: list[str], raw: str) -> None:
         self._no_args("models", args)
@@ -320,8 +341,9 @@ class ChatMagics(Magics):
         if not raw:
             print(session.system or "(no system prompt)")
             return
-        text = raw if not (len(args) == 1 and args[0] == raw.strip("\"'")) else args[0]
-        if text in ("--clear", '""', "''"):
+        quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'"
+        text = raw[1:-1] if quoted else raw
+        if text == "--clear" or not text.strip():
             session.system = None
             print("System prompt cleared.")
             return

@@ -192,6 +192,12 @@ def test_system_prompt_goes_first(shell: Shell, env: LoopbackServer) -> None:
     assert sent_messages(env)[0] == ("system", "You are terse.")
     assert chat(shell, "hi", "-s 'Cell only'").success
     assert sent_messages(env)[0] == ("system", "Cell only")
+    assert shell.run("%chat system Don't hedge; it's fine.").success
+    assert nbchat.get_session().system == "Don't hedge; it's fine."
+    assert shell.run('%chat system "Quoted prompt"').success
+    assert nbchat.get_session().system == "Quoted prompt"
+    assert shell.run("%chat system --clear").success
+    assert nbchat.get_session().system is None
 
 
 # -- interrupting -----------------------------------------------------------------------------
@@ -479,3 +485,11 @@ def test_key_is_asked_without_echo_and_never_shown(
     env.enqueue(Reply("ok"))
     assert chat(shell, "hi").success
     assert env.last_request.headers["authorization"] == f"Bearer {SECRET}"
+
+
+def test_model_is_accepted_when_the_server_cannot_list_models(
+    shell: Shell, unused_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run(f"%chat config base_url=http://127.0.0.1:{unused_port}/v1")
+    assert shell.run("%chat model my-local-model").success
+    assert nbchat.get_session().settings.model == "my-local-model"
