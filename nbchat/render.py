@@ -81,7 +81,13 @@ def _is_safe_url(url: str) -> bool:
 _FORMATTER = HtmlFormatter(noclasses=True, nowrap=True)
 # Tokens that the style leaves uncoloured inherit the theme's text colour, which is light in a
 # dark theme: give the block the style's own background and a dark text colour to match.
-_PRE_STYLE = f"background: {_FORMATTER.style.background_color}; color: #1f1f1f"
+# Notebook themes style `pre` and `code` themselves (JupyterLab gives `code` the page's background
+# and both no padding), so the block sets what it needs to read as one panel.
+_PRE_STYLE = (
+    f"background: {_FORMATTER.style.background_color}; color: #1f1f1f; "
+    "padding: 0.6em 0.8em; margin: 0.4em 0 1em; border-radius: 4px; overflow-x: auto"
+)
+_CODE_STYLE = "background: transparent; padding: 0"
 _MAX_LANGUAGE_NAME = 40
 
 
@@ -226,7 +232,10 @@ class _SafeRenderer(RendererHTML):
             return f"<pre><code>{escapeHtml(token.content)}</code></pre>\n"
         spans = str(highlight(token.content, lexer, _FORMATTER))
         language = escapeHtml(str(lexer.aliases[0]))
-        return f'<pre style="{_PRE_STYLE}"><code class="language-{language}">{spans}</code></pre>\n'
+        return (
+            f'<pre style="{_PRE_STYLE}"><code class="language-{language}" style="{_CODE_STYLE}">'
+            f"{spans}</code></pre>\n"
+        )
 
     def math_inline(
         self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType

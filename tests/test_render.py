@@ -176,7 +176,7 @@ def test_attribute_values_are_escaped() -> None:
 def test_known_language_is_highlighted_with_inline_styles() -> None:
     html = render_markdown("```py\nx = '<b>'\n```\n")
     assert html.startswith('<pre style="')
-    assert '<code class="language-python">' in html  # Pygments' alias, not the info string
+    assert '<code class="language-python" style=' in html  # Pygments' alias, not the info
     assert '<span style="' in html
     assert "&lt;b&gt;" in html
     assert "class=" not in html.replace('class="language-python"', "")
