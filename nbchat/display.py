@@ -98,7 +98,7 @@ class UpdatePolicy:
         max_rate: float = 15.0,
         render_share: float = 0.1,
         tail_share: float = 0.75,
-        tail_allowance: int = 8_192,
+        tail_allowance: int = 16_384,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.min_interval = 1.0 / max_rate
