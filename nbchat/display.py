@@ -336,7 +336,8 @@ class PlainDisplay:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
-        self._written = 0
+        self._pieces_written = 0
+        self._chars_written = 0
 
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
@@ -344,15 +345,21 @@ class PlainDisplay:
     def __call__(self, reply: Reply) -> None:
         if reply.status == "pending":
             return
-        texts = reply.texts()
         out = self._out()
-        text = texts[0]
-        if len(text) > self._written:
-            out.write(text[self._written :])
-            self._written = len(text)
-            out.flush()
-        if reply.status in ("pending", "streaming"):
+        if reply.status == "streaming":
+            # Only the pieces that arrived since the last call: no join of the whole reply.
+            pieces = reply.text_pieces()
+            new = "".join(pieces[self._pieces_written :])
+            self._pieces_written = len(pieces)
+            if new:
+                out.write(new)
+                self._chars_written += len(new)
+                out.flush()
             return
+        texts = reply.texts()
+        text = texts[0]
+        out.write(text[self._chars_written :])
+        self._chars_written = len(text)
         for index, other in enumerate(texts[1:], start=2):
             out.write(f"\n\n--- choice {index} ---\n{other}")
         result = reply.result

@@ -57,6 +57,15 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "retry_budget",
     "include_usage",
 )
+_SCALAR_OPTIONS = (
+    "temperature",
+    "top_p",
+    "n",
+    "max_tokens",
+    "presence_penalty",
+    "frequency_penalty",
+    "user",
+)
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 
 
@@ -198,11 +207,7 @@ class ChatMagics(Magics):
 
     def _params(self, args: Any) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        for name in ("temperature", "top_p", "n", "max_tokens", "user"):
-            value = getattr(args, name)
-            if value is not None:
-                params[name] = value
-        for name in ("presence_penalty", "frequency_penalty"):
+        for name in _SCALAR_OPTIONS:
             value = getattr(args, name)
             if value is not None:
                 params[name] = value

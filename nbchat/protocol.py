@@ -15,7 +15,7 @@ usage-only chunk with empty ``choices``, chunks without ``delta``, tool calls wi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -455,6 +455,12 @@ class StreamAccumulator:
         """The answer of one choice so far."""
         parts = self._choices.get(index)
         return "".join(parts.text) if parts else ""
+
+    def text_pieces(self, index: int = 0) -> Sequence[str]:
+        """The answer of one choice as the pieces that arrived, not joined: a reader that
+        follows a stream takes the pieces past the ones it has seen, without copying the rest."""
+        parts = self._choices.get(index)
+        return parts.text if parts else ()
 
     def reasoning(self, index: int = 0) -> str:
         """The reasoning of one choice so far."""

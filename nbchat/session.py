@@ -18,7 +18,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -83,6 +83,12 @@ class Reply:
         if self._final is not None:
             return self._final.text
         return self._accumulator.text(0)
+
+    def text_pieces(self) -> Sequence[str]:
+        """The first choice's text as the pieces received so far (cheap to follow per chunk)."""
+        if self._final is not None:
+            return (self._final.text,)
+        return self._accumulator.text_pieces(0)
 
     def texts(self) -> list[str]:
         """Every choice's Markdown so far, in choice order."""
@@ -163,7 +169,7 @@ class ChatSession:
         self.usage = UsageTotals()
         self.last_reply: Reply | None = None
         """The most recent reply, finished or not: ``get_session().last_reply.text``."""
-        self._observers: list[ReplyObserver] = []
+        self._observers: tuple[ReplyObserver, ...] = ()
         self._in_flight = threading.Lock()
         self._stream: ChatStream | None = None
         self._cancel_requested = threading.Event()
@@ -218,17 +224,20 @@ class ChatSession:
     def subscribe(self, observer: ReplyObserver) -> Callable[[], None]:
         """Follow every reply of this session; returns the function that stops following."""
         with self._observers_lock:
-            self._observers.append(observer)
+            self._observers = (*self._observers, observer)
 
         def unsubscribe() -> None:
-            with self._observers_lock, contextlib.suppress(ValueError):
-                self._observers.remove(observer)
+            with self._observers_lock:
+                observers = list(self._observers)
+                with contextlib.suppress(ValueError):
+                    observers.remove(observer)
+                self._observers = tuple(observers)
 
         return unsubscribe
 
     def _notify(self, reply: Reply, extra: ReplyObserver | None) -> None:
-        with self._observers_lock:
-            observers = [*self._observers, *([extra] if extra else [])]
+        # Called for every chunk: the tuple is replaced, never changed, so no lock is needed.
+        observers = self._observers if extra is None else (*self._observers, extra)
         for observer in observers:
             try:
                 observer(reply)
