@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APIKey",
     "ChatClient",
+    "ChatPanel",
     "ChatRequest",
     "ChatResult",
     "ChatSession",
@@ -24,6 +25,7 @@ __all__ = [
     "__version__",
     "get_session",
     "load_ipython_extension",
+    "summarize",
     "unload_ipython_extension",
 ]
 
@@ -38,12 +40,16 @@ _LAZY = {
     "ChatSession": "nbchat.session",
     "Reply": "nbchat.session",
     "get_session": "nbchat.session",
+    "ChatPanel": "nbchat.panel",
+    "summarize": "nbchat.frames",
 }
 
 if TYPE_CHECKING:
     from .client import ChatClient, ChatStream
     from .config import APIKey, Settings
     from .errors import NbChatError
+    from .frames import summarize
+    from .panel import ChatPanel
     from .protocol import ChatRequest, ChatResult
     from .session import ChatSession, Reply, get_session
 

@@ -180,6 +180,10 @@ class Settings:
     """Exponential backoff between retries: 0 s, then 2×, 4× this, … (capped at 8 s)."""
     include_usage: bool = True
     """Ask streams for token usage (``stream_options.include_usage``)."""
+    context_tokens: int = 1000
+    """Most tokens one dataframe summary may take in a prompt (estimated offline)."""
+    context_rows: int = 0
+    """Sample rows a dataframe summary shows; 0 keeps the data's values out of prompts."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -201,6 +205,10 @@ class Settings:
             or self.max_retries < 0
         ):
             raise ConfigError(f"max_retries must be a whole number ≥ 0, got {self.max_retries!r}")
+        for name, least in (("context_tokens", 100), ("context_rows", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{name} must be a whole number ≥ {least}, got {value!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -226,6 +234,8 @@ class Settings:
             connect_timeout=_env_float(env, "NBCHAT_CONNECT_TIMEOUT", 10.0),
             read_timeout=_env_float(env, "NBCHAT_READ_TIMEOUT", 120.0),
             max_retries=_env_int(env, "NBCHAT_MAX_RETRIES", 3),
+            context_tokens=_env_int(env, "NBCHAT_CONTEXT_TOKENS", 1000),
+            context_rows=_env_int(env, "NBCHAT_CONTEXT_ROWS", 0),
         )
 
     def with_base_url(self, url: str, *, source: str = "set in this session") -> Settings:
@@ -292,4 +302,6 @@ class Settings:
             "max_retries": self.max_retries,
             "retry_budget": self.retry_budget,
             "include_usage": self.include_usage,
+            "context_tokens": self.context_tokens,
+            "context_rows": self.context_rows,
         }

@@ -1,22 +1,36 @@
-"""What the notebook's variables put into a prompt: ``{name}`` interpolation.
+"""What the notebook's variables put into a prompt: ``{name}`` interpolation and attachments.
 
 ``{name}`` is replaced by the value of a variable that exists in the user namespace. Anything
 else in braces stays as typed, so code, JSON and set literals pasted into a prompt survive:
 only a name that is defined is touched. ``{{`` and ``}}`` write a literal brace, for the rare
 prompt that must show ``{name}`` while ``name`` is defined.
 
-Values are bounded: a string goes in as it is up to ``MAX_TEXT`` characters, any other object
-as a repr cut at ``MAX_REPR`` characters, with a marker that says how much was left out, so a
-stray ``{big_list}`` never pushes megabytes into a request.
+Values are bounded: a dataframe (pandas, polars) or array becomes its summary under a token
+budget (:mod:`nbchat.frames`), a string goes in as it is up to ``MAX_TEXT`` characters, any
+other object as a repr cut at ``MAX_REPR`` characters, with a marker that says how much was
+left out, so a stray ``{big_list}`` never pushes megabytes into a request.
+
+Columns the prompt names keep their full line in a summary that had to be cut to fit: asking
+about ``revenue`` on a 5,000-column frame must not lose ``revenue``.
 """
 
 from __future__ import annotations
 
 import re
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["MAX_REPR", "MAX_TEXT", "bounded_text", "interpolate", "referenced_names"]
+__all__ = [
+    "MAX_REPR",
+    "MAX_TEXT",
+    "attachments",
+    "bounded_text",
+    "frame_summary",
+    "interpolate",
+    "mentioned_columns",
+    "prompt_text",
+    "referenced_names",
+]
 
 MAX_TEXT = 100_000
 """Characters of a string variable inserted before it is cut."""
@@ -50,6 +64,93 @@ def bounded_text(value: object) -> str:
     return _cut(text, MAX_REPR)
 
 
+def _column_names(value: object) -> list[str]:
+    """A frame's column names, without running anything costly (a lazy frame's schema)."""
+    if type(value).__name__ == "LazyFrame":
+        try:
+            return [str(name) for name in value.collect_schema().names()]  # type: ignore[attr-defined]
+        except Exception:
+            return []
+    columns = getattr(value, "columns", None)
+    if columns is None:
+        name = getattr(value, "name", None)  # a Series
+        return [str(name)] if name is not None else []
+    try:
+        return [str(column) for column in columns]
+    except TypeError:
+        return []
+
+
+def mentioned_columns(value: object, prompt: str) -> list[str]:
+    """The columns of ``value`` that ``prompt`` names, as whole words."""
+    if not prompt:
+        return []
+    words = set(re.findall(r"\w+", prompt))
+    found = []
+    for column in _column_names(value):
+        if column in words:
+            found.append(column)
+        elif column and not _WORD.fullmatch(column) and column in prompt:
+            found.append(column)  # "unit price", "price ($)": matched as typed
+    return found
+
+
+_WORD = re.compile(r"\w+")
+
+
+def frame_summary(
+    name: str, value: object, *, prompt: str = "", tokens: int = 1000, rows: int = 0
+) -> str:
+    """The summary of a dataframe or array for a prompt; columns ``prompt`` names kept whole."""
+    from .frames import summarize
+
+    return summarize(value, name, budget=tokens, rows=rows, keep=mentioned_columns(value, prompt))
+
+
+def prompt_text(
+    name: str, value: object, *, prompt: str = "", tokens: int = 1000, rows: int = 0
+) -> str:
+    """What ``{name}`` becomes: a summary for a dataframe, bounded text for anything else."""
+    from .frames import is_frame
+
+    if is_frame(value):
+        return frame_summary(name, value, prompt=prompt, tokens=tokens, rows=rows)
+    return bounded_text(value)
+
+
+def attachments(
+    names: Sequence[str],
+    namespace: Mapping[str, object],
+    *,
+    prompt: str = "",
+    tokens: int = 1000,
+    rows: int = 0,
+) -> list[str]:
+    """Summaries of the named dataframes, for ``--df`` and the panel's context picker.
+
+    Raises ``LookupError`` for a name that is not defined and ``TypeError`` for a value that
+    is not a dataframe or array, each with a one-line message that says what to do.
+    """
+    if not names:
+        return []
+    from .frames import is_frame
+
+    summaries = []
+    for name in names:
+        if name not in namespace:
+            raise LookupError(
+                f"{name!r} is not defined in the notebook; run the cell that makes it"
+            )
+        value = namespace[name]
+        if not is_frame(value):
+            raise TypeError(
+                f"{name!r} is a {type(value).__module__}.{type(value).__qualname__}, not a "
+                "pandas or polars dataframe or a numpy array; use {" + name + "} in the prompt"
+            )
+        summaries.append(frame_summary(name, value, prompt=prompt, tokens=tokens, rows=rows))
+    return summaries
+
+
 def referenced_names(template: str, namespace: Mapping[str, object]) -> list[str]:
     """The names ``interpolate`` would replace, in order of first use."""
     names: dict[str, None] = {}
@@ -68,7 +169,8 @@ def interpolate(
 ) -> str:
     """Replace each ``{name}`` defined in ``namespace``; leave every other brace alone.
 
-    ``format_value(name, value)`` turns a value into text (default: :func:`bounded_text`).
+    ``format_value(name, value)`` turns a value into text (default: :func:`prompt_text`, with
+    the template as the prompt whose column names a summary keeps).
     """
 
     def substitute(match: re.Match[str]) -> str:
@@ -79,6 +181,8 @@ def interpolate(
         if name not in namespace:
             return matched
         value = namespace[name]
-        return format_value(name, value) if format_value else bounded_text(value)
+        if format_value is not None:
+            return format_value(name, value)
+        return prompt_text(name, value, prompt=template)
 
     return _FIELD.sub(substitute, template)

@@ -23,7 +23,7 @@ from IPython.core.magic import line_cell_magic as _line_cell_magic
 
 from . import export
 from .config import Settings
-from .context import interpolate
+from .context import attachments, interpolate, prompt_text
 from .errors import ConfigError, NbChatError
 from .protocol import ChatRequest
 from .session import ChatSession, Reply, get_session
@@ -46,7 +46,20 @@ def line_cell_magic(method: _F) -> _F:
     return cast("_F", _line_cell_magic(method))
 
 
-_SUBCOMMANDS = ("config", "export", "history", "key", "model", "models", "reset", "system", "usage")
+_SUBCOMMANDS = (
+    "code",
+    "config",
+    "context",
+    "export",
+    "history",
+    "key",
+    "model",
+    "models",
+    "panel",
+    "reset",
+    "system",
+    "usage",
+)
 _KEY_NAMES = frozenset({"api_key", "key", "apikey", "token", "api-key"})
 _SETTING_FIELDS: tuple[str, ...] = (
     "base_url",
@@ -56,6 +69,8 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "max_retries",
     "retry_budget",
     "include_usage",
+    "context_tokens",
+    "context_rows",
 )
 _SCALAR_OPTIONS = (
     "temperature",
@@ -133,6 +148,9 @@ class ChatMagics(Magics):
     @argument("--no-stream", action="store_true", help="wait for the whole reply")
     @argument("--new", action="store_true", help="start a fresh conversation")
     @argument("--no-history", action="store_true", help="one-off question: not sent, not kept")
+    @argument("--df", action="append", metavar="NAME", help="attach a dataframe's summary (repeat)")
+    @argument("--df-rows", type=int, metavar="N", help="sample rows in dataframe summaries")
+    @argument("--df-tokens", type=int, metavar="N", help="token budget per dataframe summary")
     @argument("--code", action="store_true", help="put the reply's first code block in a new cell")
     @argument("-o", "--out", metavar="NAME", help="also store the reply text in variable NAME")
     @line_cell_magic
@@ -145,7 +163,9 @@ class ChatMagics(Magics):
         own turn in the conversation.
 
         ``%chat`` commands: ``history``, ``reset``, ``model [NAME]``, ``models``,
-        ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``, ``usage``, ``export PATH``.
+        ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``, ``usage``, ``export PATH``,
+        ``panel`` (the chat panel), ``code [N]`` (code block N of the latest reply into a new
+        cell), ``context NAME`` (the summary a dataframe adds to a prompt).
         """
         if cell is None:
             self._command(line)
@@ -166,12 +186,12 @@ class ChatMagics(Magics):
             raise UsageError(f"%%chat: {message} (see %%chat? for the options)") from None
         params = self._params(args)
         namespace = self.shell.user_ns if self.shell is not None else {}
-        prompt = interpolate(cell, namespace).strip()
-        if not prompt:
+        if not cell.strip():
             raise UsageError("%%chat needs a question in the cell below the %%chat line")
         if args.out is not None and not str(args.out).isidentifier():
             raise UsageError(f"-o/--out takes a variable name, got {args.out!r}")
         session = self.session
+        prompt = self._prompt(cell, namespace, args.df or [], session, args.df_rows, args.df_tokens)
         display = self._display()
         try:
             reply = session.ask(
@@ -195,6 +215,32 @@ class ChatMagics(Magics):
             namespace[args.out] = reply.text
         if args.code:
             self._code_to_next_cell(reply.text)
+
+    @staticmethod
+    def _prompt(
+        cell: str,
+        namespace: dict[str, Any],
+        frames: list[str],
+        session: ChatSession,
+        rows: int | None,
+        tokens: int | None,
+    ) -> str:
+        """The message to send: the cell with ``{name}`` filled in, then any ``--df`` summaries."""
+        settings = session.settings
+        rows = settings.context_rows if rows is None else rows
+        tokens = settings.context_tokens if tokens is None else tokens
+        if rows < 0 or tokens < 100:
+            raise UsageError("--df-rows takes a number ≥ 0 and --df-tokens a number ≥ 100")
+
+        def format_value(name: str, value: object) -> str:
+            return prompt_text(name, value, prompt=cell, tokens=tokens, rows=rows)
+
+        try:
+            prompt = interpolate(cell, namespace, format_value=format_value).strip()
+            attached = attachments(frames, namespace, prompt=cell, tokens=tokens, rows=rows)
+        except (LookupError, TypeError) as error:
+            raise UsageError(f"--df: {error.args[0]}") from None
+        return "\n\n".join([prompt, *attached])
 
     @staticmethod
     def _interrupted(reply: Reply | None) -> UsageError:
@@ -283,6 +329,60 @@ class ChatMagics(Magics):
             print(f"{number:>3}.{cell} you: {_preview(turn.prompt, 60)}")
             print(f"     {turn.model or 'model'}{flag}: {_preview(turn.reply, 60)}")
 
+    def _cmd_panel(self, args: list[str], raw: str) -> None:
+        self._no_args("panel", args)
+        from IPython.display import display
+
+        from .panel import ChatPanel
+
+        namespace = self.shell.user_ns if self.shell is not None else None
+        display(ChatPanel(self.session, namespace=namespace))  # type: ignore[no-untyped-call]
+
+    def _cmd_code(self, args: list[str], raw: str) -> None:
+        """Put code block N (default 1) of the latest reply into a new cell below."""
+        from .render import code_blocks
+
+        if len(args) > 1 or (args and not args[0].isdigit()):
+            raise UsageError("%chat code takes the number of a code block: %chat code 2")
+        number = int(args[0]) if args else 1
+        session = self.session
+        latest = session.last_reply
+        text = latest.text if latest is not None else ""
+        if not text:
+            last_turn = session.history.last()
+            text = last_turn.reply if last_turn is not None else ""
+        if not text:
+            raise UsageError("%chat code: the conversation has no reply yet")
+        blocks = code_blocks(text)
+        if not blocks:
+            raise UsageError("%chat code: the latest reply has no code block")
+        if not 1 <= number <= len(blocks):
+            raise UsageError(f"%chat code: the latest reply has {len(blocks)} code blocks")
+        if self.shell is not None:
+            self.shell.set_next_input(blocks[number - 1].code.rstrip("\n"), replace=False)
+
+    def _cmd_context(self, args: list[str], raw: str) -> None:
+        """Print exactly what ``--df NAME`` would attach to a message."""
+        names = [word for word in args if not word.startswith("--")]
+        options = [word for word in args if word.startswith("--")]
+        settings = self.session.settings
+        rows, tokens = settings.context_rows, settings.context_tokens
+        for option in options:
+            name, _, value = option.partition("=")
+            if name not in ("--rows", "--tokens") or not value.isdigit():
+                raise UsageError("%chat context takes NAME ... [--rows=N] [--tokens=N]")
+            if name == "--rows":
+                rows = int(value)
+            else:
+                tokens = max(100, int(value))
+        if not names:
+            raise UsageError("%chat context needs the name of a dataframe: %chat context df")
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        try:
+            print("\n\n".join(attachments(names, namespace, tokens=tokens, rows=rows)))
+        except (LookupError, TypeError) as error:
+            raise UsageError(f"%chat context: {error.args[0]}") from None
+
     def _cmd_reset(self, args: list[str], raw: str) -> None:
         self._no_args("reset", args)
         turns = len(self.session.history)
@@ -297,38 +397,13 @@ class ChatMagics(Magics):
         if len(args) > 1:
             raise UsageError("%chat model takes one model id")
         name = args[0]
-        known = self._known_models()
+        known = session.quick_model_list()
         if known is not None and name not in known:
             close = [m for m in known if name.lower() in m.lower()][:5]
             hint = f"; did you mean {', '.join(close)}?" if close else "; see %chat models"
             raise UsageError(f"{session.settings.base_url} has no model {name!r}{hint}")
         session.settings = _replace(session.settings, model=name)
         print(f"Model: {name}")
-
-    def _known_models(self) -> list[str] | None:
-        """The server's model list, or None when it cannot say (no /models, offline…).
-
-        A quick look, without retries and with short timeouts: setting a model must not hang
-        on a server that is down; the first question will say what is wrong with it.
-        """
-        from .client import ChatClient
-
-        settings = self.session.settings
-        probe = ChatClient(
-            _replace(
-                settings,
-                max_retries=0,
-                connect_timeout=min(settings.connect_timeout, 3.0),
-                read_timeout=min(settings.read_timeout, 10.0),
-            )
-        )
-        try:
-            settings.require_key()
-            return probe.list_models()
-        except NbChatError:
-            return None
-        finally:
-            probe.close()
 
     def _cmd_models(self, args: list[str], raw: str) -> None:
         self._no_args("models", args)

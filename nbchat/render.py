@@ -55,7 +55,14 @@ from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 from pygments.lexers import get_lexer_by_name  # type: ignore[import-untyped]
 from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 
-__all__ = ["IncrementalRenderer", "RenderedParts", "first_code_block", "render_markdown"]
+__all__ = [
+    "CodeBlock",
+    "IncrementalRenderer",
+    "RenderedParts",
+    "code_blocks",
+    "first_code_block",
+    "render_markdown",
+]
 
 
 # --- URLs --------------------------------------------------------------------------------------
@@ -471,6 +478,25 @@ class IncrementalRenderer:
     def _parse(self, source: str, env: EnvType) -> list[Token]:
         """Parse the open part of the reply (a seam for tests that count the work done)."""
         return _markdown().parse(source, env)
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """A fenced code block of a reply: what a "copy" or "new cell" control hands on."""
+
+    language: str
+    """The first word of the fence's info string (``python`` in ```` ```python ````); may be ""."""
+    code: str
+
+
+def code_blocks(text: str) -> list[CodeBlock]:
+    """The reply's fenced and indented code blocks, in order."""
+    blocks = []
+    for token in _markdown().parse(_normalize(text)):
+        if token.type in ("fence", "code_block"):
+            language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
+            blocks.append(CodeBlock(language, token.content))
+    return blocks
 
 
 def first_code_block(text: str) -> str | None:

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import APIKey, Settings
@@ -174,6 +174,7 @@ class ChatSession:
         self._stream: ChatStream | None = None
         self._cancel_requested = threading.Event()
         self._observers_lock = threading.Lock()
+        self._watchers: tuple[Callable[[], None], ...] = ()
         self._known_keys: set[APIKey] = set()  # kept masked; revealed only to scrub
 
     def __repr__(self) -> str:
@@ -213,6 +214,7 @@ class ChatSession:
     @system.setter
     def system(self, text: str | None) -> None:
         self.history.system = text or None
+        self._conversation_changed()
 
     @property
     def busy(self) -> bool:
@@ -234,6 +236,26 @@ class ChatSession:
                 self._observers = tuple(observers)
 
         return unsubscribe
+
+    def watch(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` when the conversation changes without a reply: a new
+        conversation, a new system prompt. Open panels use it to stay in step with ``%chat``
+        commands and with each other. Returns the function that stops watching."""
+        with self._observers_lock:
+            self._watchers = (*self._watchers, listener)
+
+        def unwatch() -> None:
+            with self._observers_lock:
+                self._watchers = tuple(w for w in self._watchers if w is not listener)
+
+        return unwatch
+
+    def _conversation_changed(self) -> None:
+        for listener in self._watchers:
+            try:
+                listener()
+            except Exception:
+                log.exception("nbchat: a watcher of the conversation failed")
 
     def _notify(self, reply: Reply, extra: ReplyObserver | None) -> None:
         # Called for every chunk: the tuple is replaced, never changed, so no lock is needed.
@@ -413,9 +435,39 @@ class ChatSession:
             chat_stream.cancel()
         return True
 
+    def quick_model_list(self) -> list[str] | None:
+        """The server's model ids, or None when it cannot say (no key, no /models, offline…).
+
+        A quick look, without retries and with short timeouts: checking a model name or
+        filling a picker must not hang on a server that is down; the first question will say
+        what is wrong with it.
+        """
+        from .client import ChatClient
+
+        settings = self._settings
+        try:
+            settings.require_key()
+            probe = ChatClient(
+                replace(
+                    settings,
+                    max_retries=0,
+                    connect_timeout=min(settings.connect_timeout, 3.0),
+                    read_timeout=min(settings.read_timeout, 10.0),
+                )
+            )
+        except NbChatError:
+            return None
+        try:
+            return probe.list_models()
+        except NbChatError:
+            return None
+        finally:
+            probe.close()
+
     def new_conversation(self) -> None:
         """Forget the conversation so far (it stays in the store); the system prompt stays."""
         self.history.new_conversation()
+        self._conversation_changed()
 
     def scrub(self, text: str) -> str:
         """``text`` without any API key this session has used (for what goes to the store)."""

@@ -90,7 +90,7 @@ def run(notebook_path: Path, out_dir: Path, *, canned: bool, timeout: int) -> Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run nbchat's notebooks headless.")
-    parser.add_argument("notebooks", nargs="*", type=Path, default=[HERE / "quickstart.ipynb"])
+    parser.add_argument("notebooks", nargs="*", type=Path, default=sorted(HERE.glob("*.ipynb")))
     parser.add_argument("--out", type=Path, default=Path("build/notebooks"))
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ installs it (``.ci/ensure-chromium``) and the browser tests must run there.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,9 @@ from typing import Any
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+"""Screenshots the browser tests leave for a person to look at."""
+WAIT_MS = 60_000
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -60,3 +64,35 @@ def chromium(profile_dir: Path) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+@contextmanager
+def explained(page: Any, jupyter: Any, notes: dict[str, Any], name: str) -> Iterator[None]:
+    """On failure, add what was seen, what the page shows and the server log to the error, and
+    save a screenshot of the whole page as ``test-artifacts/<name>-failure.png``."""
+    try:
+        yield
+    except Exception as error:
+        try:
+            visible = page.locator("body").inner_text(timeout=5_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"{name}-failure.png"), timeout=5_000)
+        except Exception as inner:  # the page itself may be what broke
+            visible = f"(could not read the page: {inner})"
+        raise AssertionError(
+            f"{type(error).__name__}: {error}\n\n"
+            f"--- notes ---\n{json.dumps(notes, indent=1, ensure_ascii=False)[:6000]}\n\n"
+            f"--- visible page text ---\n{visible[-3000:]}\n\n"
+            f"{jupyter.log_tail(3000)}"
+        ) from error
+
+
+def run_cell(page: Any, index: int, execution_count: int) -> Any:
+    """Click into cell ``index``, run it with Control+Enter, wait for its ``[n]:`` prompt."""
+    from playwright.sync_api import expect
+
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    expect(cell.locator(".jp-InputPrompt")).to_have_text(f"[{execution_count}]:", timeout=WAIT_MS)
+    return cell

@@ -66,6 +66,28 @@ def require_modules(*names: str) -> None:
         pytest.skip(message)
 
 
+def notebook_root(tmp_path: Path, kind: Kind, name: str, sources: list[str]) -> Path:
+    """A server root holding notebook ``name`` with one code cell per source; skips (or, in
+    CI, fails) first when the browser or ``kind``'s frontend is missing."""
+    import nbformat
+
+    from browser import require_browser
+
+    require_browser()
+    require_modules(_MODULES[kind])
+    root = tmp_path / "root"
+    root.mkdir()
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(notebook, root / name)
+    return root
+
+
 class JupyterServerError(RuntimeError):
     """The server did not start, or did not answer in time; the message has its log tail."""
 

@@ -10,24 +10,19 @@ footer. A screenshot of the output goes to ``test-artifacts/chat-<kind>.png``.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
 
 from nbchat.testing import LoopbackServer
 from nbchat.testing.script import Reply
 
-from browser import chromium, require_browser
-from jupyter_app import JupyterServer, Kind, require_modules
+from browser import ARTIFACTS, chromium, explained, run_cell
+from jupyter_app import JupyterServer, Kind, notebook_root
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 NOTEBOOK = "chat.ipynb"
 PROMPT = "Show me a table and some code"
 WAIT_MS = 60_000
@@ -104,20 +99,6 @@ ERROR_OUTPUTS = (
 )
 
 
-def write_notebook(path: Path) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [
-        nbformat.v4.new_code_cell("%load_ext nbchat"),
-        nbformat.v4.new_code_cell(f"%%chat\n{PROMPT}"),
-    ]
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nbformat.write(notebook, path)
-
-
 def label(state: dict[str, Any]) -> str:
     """What a person would say the cell shows in one sampled state."""
     text = state["text"]
@@ -139,49 +120,11 @@ def collapse(labels: list[str]) -> list[str]:
     return [name for i, name in enumerate(labels) if i == 0 or labels[i - 1] != name]
 
 
-@contextmanager
-def explained(
-    page: Any, jupyter: JupyterServer, notes: dict[str, Any], kind: str
-) -> Iterator[None]:
-    """On failure, add what was seen, what the page shows and the server log to the error, and
-    save a screenshot of the whole page as ``test-artifacts/chat-<kind>-failure.png``."""
-    try:
-        yield
-    except Exception as error:
-        try:
-            visible = page.locator("body").inner_text(timeout=5_000)
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / f"chat-{kind}-failure.png"), timeout=5_000)
-        except Exception as inner:  # the page itself may be what broke
-            visible = f"(could not read the page: {inner})"
-        raise AssertionError(
-            f"{type(error).__name__}: {error}\n\n"
-            f"--- notes ---\n{json.dumps(notes, indent=1, ensure_ascii=False)[:6000]}\n\n"
-            f"--- visible page text ---\n{visible[-3000:]}\n\n"
-            f"{jupyter.log_tail(3000)}"
-        ) from error
-
-
-def run_cell(page: Any, index: int, execution_count: int) -> Any:
-    """Click into cell ``index``, run it with Control+Enter, wait for its ``[n]:`` prompt."""
-    from playwright.sync_api import expect
-
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-    expect(cell.locator(".jp-InputPrompt")).to_have_text(f"[{execution_count}]:", timeout=WAIT_MS)
-    return cell
-
-
 @pytest.mark.parametrize("kind", ["lab", "notebook"], ids=["jupyterlab", "notebook7"])
 def test_chat_streams_into_the_cell_and_ends_as_one_rendered_output(
     kind: Kind, server: LoopbackServer, tmp_path: Path
 ) -> None:
-    require_browser()
-    require_modules("jupyterlab" if kind == "lab" else "notebook")
-    root = tmp_path / "root"
-    root.mkdir()
-    write_notebook(root / NOTEBOOK)
+    root = notebook_root(tmp_path, kind, NOTEBOOK, ["%load_ext nbchat", f"%%chat\n{PROMPT}"])
     server.enqueue(Reply(REPLY, chunk_size=3, delay=0.015))  # ~250 chunks: about 4 s
     env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
     notes: dict[str, Any] = {}
@@ -193,7 +136,7 @@ def test_chat_streams_into_the_cell_and_ends_as_one_rendered_output(
         page = browser.new_page()
         page.set_default_timeout(WAIT_MS)
         page.set_viewport_size({"width": 1100, "height": 1400})
-        with explained(page, jupyter, notes, kind):
+        with explained(page, jupyter, notes, f"chat-{kind}"):
             page.goto(jupyter.notebook_url(NOTEBOOK))
             page.locator(".jp-Notebook .jp-Cell").nth(1).wait_for()
             sessions = jupyter.wait_idle(timeout=WAIT_MS / 1000)

@@ -58,3 +58,24 @@ def test_headless_runner_says_replies_are_canned_without_a_key(tmp_path: Path) -
     assert "This run used canned replies" in html
     executed = nbformat.read(out / "quickstart.ipynb", as_version=4)
     assert all(cell.outputs for cell in chat_cells(executed))
+
+
+def test_panel_notebook_shares_one_conversation_with_chat_cells(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    notebook = run_notebook(ROOT / "notebooks" / "panel.ipynb", env=env, cwd=tmp_path)
+    requests = [r.json["messages"] for r in server.chat_requests]
+    assert [len(messages) for messages in requests] == [1, 3, 5]
+    panel_question = "Give me a pandas one-liner for a column's median."
+    assert requests[1][-1]["content"] == panel_question  # asked in the panel...
+    assert requests[2][2]["content"] == panel_question  # ...and sent again by the next cell
+    assert requests[2][-1]["content"] == "And how would I do the same with polars?"
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    widget_views = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(widget_views) == 1  # %chat panel shows a panel
+    texts = "".join(o.get("text", "") for o in outputs)
+    assert "test-model" in texts and "tokens" in texts  # the panel's status line, printed
+    assert "Traceback" not in texts

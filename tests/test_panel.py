@@ -1,0 +1,379 @@
+"""The chat panel driven through its widgets (``value``, ``click()``) on the loopback server."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from nbchat.panel import ChatPanel
+from nbchat.session import ChatSession
+from nbchat.testing import LoopbackServer, Reply, Status
+
+from conftest import fast_settings
+from ipython_shell import Shell, make_shell
+
+LONG = "First paragraph of a long answer.\n\n" + " ".join(f"word{i}" for i in range(300))
+
+
+@pytest.fixture
+def session(server: LoopbackServer) -> Iterator[ChatSession]:
+    chat = ChatSession(fast_settings(server.base_url, max_retries=0))
+    yield chat
+    chat.close()
+
+
+@pytest.fixture
+def open_panel(session: ChatSession) -> Iterator[Callable[..., ChatPanel]]:
+    panels: list[ChatPanel] = []
+
+    def make(**kwargs: Any) -> ChatPanel:
+        kwargs.setdefault("namespace", {})
+        kwargs.setdefault("load_models", False)
+        panel = ChatPanel(kwargs.pop("session", session), **kwargs)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.session.cancel()
+        panel.wait(10)
+        panel.close()
+
+
+def html_values(widget: Any) -> list[str]:
+    """Every HTML string under ``widget``, in the order a reader sees them."""
+    values = [widget.value] if hasattr(widget, "value") and isinstance(widget.value, str) else []
+    children = list(getattr(widget, "children", ()))
+    if "nbchat-transcript" in getattr(widget, "_dom_classes", ()):
+        children.reverse()  # drawn bottom-up: the last child is at the top
+    for child in children:
+        values.extend(html_values(child))
+    return values
+
+
+def transcript(panel: ChatPanel) -> str:
+    """The transcript as text: tags dropped, entities decoded."""
+    joined = " ".join(html_values(panel.transcript))
+    return html.unescape(re.sub(r"<[^>]+>", " ", joined))
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def send(panel: ChatPanel, text: str) -> None:
+    panel.input.value = text
+    panel.send_button.click()
+
+
+def status(panel: ChatPanel) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", panel.status.value))
+
+
+# -- sending and streaming ------------------------------------------------------------------
+
+
+def test_a_message_streams_into_the_transcript(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, chunk_size=8, delay=0.004))
+    panel = open_panel()
+    send(panel, "Explain it at length")
+    assert panel.input.value == ""  # the message left the input...
+    wait_for(lambda: "word40 " in transcript(panel), "part of the reply")
+    partial = transcript(panel)
+    assert "Explain it at length" in partial and "word299" not in partial  # ...and streams in
+    assert panel.send_button.disabled and not panel.stop_button.disabled
+    assert status(panel).startswith("streaming test-model")
+    panel.wait(10)
+    final = transcript(panel)
+    assert "word299" in final and final.count("Explain it at length") == 1
+    assert not panel.send_button.disabled and panel.stop_button.disabled
+    assert "test-model" in status(panel) and "tokens" in status(panel)
+    turn = panel.session.history.last()
+    assert turn is not None and turn.prompt == "Explain it at length" and turn.reply == LONG
+
+
+def test_finished_blocks_are_sent_once_and_only_the_tail_is_updated(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    paragraphs = [f"Paragraph {i}: " + "text " * 30 for i in range(80)]
+    server.enqueue(Reply("\n\n".join(paragraphs), chunk_size=12, delay=0.002))
+    panel = open_panel()
+    sent: list[int] = []  # the size of every HTML value that went to the page
+    seen: set[int] = set()
+
+    def on_value(change: dict[str, Any]) -> None:
+        sent.append(len(change["new"]))
+
+    def on_children(change: dict[str, Any]) -> None:
+        for widget in change["new"]:
+            if id(widget) not in seen and hasattr(widget, "value"):
+                seen.add(id(widget))
+                sent.append(len(widget.value))
+                widget.observe(on_value, names="value")
+
+    send(panel, "many paragraphs")
+    wait_for(lambda: panel._live is not None, "the live reply")
+    live = panel._live
+    assert live is not None
+    live.outputs.observe(on_children, names="children")
+    panel.wait(10)
+    final_html = live.outputs.children[-1].value
+    assert "Paragraph 79" in final_html
+    streamed = sum(sent) - len(final_html)
+    assert len(sent) > 10, "the reply was drawn as it came"
+    # Re-sending the whole reply at each update would cost many times the reply; sending
+    # finished blocks once and only the open tail again stays within a small multiple.
+    assert streamed <= 4 * len(final_html), (streamed, len(final_html), len(sent))
+
+
+def test_stop_keeps_the_partial_reply_marked_in_transcript_and_history(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, chunk_size=8, stall_after=20, stall_seconds=60))
+    panel = open_panel()
+    send(panel, "go slowly")
+    wait_for(lambda: "word" in transcript(panel), "the first words")
+    wait_for(lambda: panel._live is not None and panel._live.reply.chunks >= 19, "the stall")
+    panel.stop_button.click()
+    panel.wait(10)
+    assert panel._worker is not None and not panel._worker.is_alive()  # not the 60 s stall
+    turn = panel.session.history.last()
+    assert turn is not None and turn.status == "interrupted"
+    assert turn.reply and LONG.startswith(turn.reply) and turn.reply != LONG
+    assert "interrupted" in transcript(panel)
+    assert "stopped" in status(panel) and "kept" in status(panel)
+    assert not panel.send_button.disabled
+
+
+def test_a_second_send_while_streaming_is_refused_and_keeps_its_text(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, chunk_size=8, delay=0.01))
+    panel = open_panel()
+    send(panel, "first")
+    wait_for(lambda: panel.session.busy, "the first reply")
+    send(panel, "second, too soon")
+    assert "already streaming" in status(panel)
+    assert panel.input.value == "second, too soon"
+    panel.stop()
+    panel.wait(10)
+    assert [r.json["messages"][-1]["content"] for r in server.chat_requests] == ["first"]
+
+
+# -- one session, many faces ----------------------------------------------------------------
+
+
+def test_two_panels_on_one_session_stay_in_step(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply("Reply one.", delay=0.01), Reply(LONG, chunk_size=8, delay=0.01))
+    left, right = open_panel(), open_panel()
+    send(left, "asked on the left")
+    left.wait(10)
+    assert "Reply one." in transcript(right) and "asked on the left" in transcript(right)
+    send(right, "asked on the right")
+    wait_for(lambda: "word10 " in transcript(left), "the right panel's reply, on the left")
+    assert left.send_button.disabled  # busy on both sides
+    send(left, "meanwhile")
+    assert "already streaming" in status(left) and left.input.value == "meanwhile"
+    right.wait(10)
+    assert transcript(left) == transcript(right)
+    assert not left.send_button.disabled
+    left.new_button.click()
+    assert "asked on the" not in transcript(right)
+    assert "No messages yet" in transcript(right)
+
+
+def test_panel_and_magic_share_the_conversation_both_ways(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
+    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
+    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
+    for shell in make_shell(rich=True):
+        _share_both_ways(shell, server)
+
+
+def _share_both_ways(shell: Shell, server: LoopbackServer) -> None:
+    shell.run("import nbchat\npanel = nbchat.ChatPanel(load_models=False)")
+    panel: ChatPanel = shell.ip.user_ns["panel"]
+    try:
+        server.enqueue(Reply("From the cell."), Reply("From the panel."), Reply("Cell again."))
+        result = shell.run("%%chat\nasked in a cell", cell_id="cell-1")
+        assert result.error_in_exec is None
+        assert "asked in a cell" in transcript(panel) and "From the cell." in transcript(panel)
+        send(panel, "asked in the panel")
+        panel.wait(10)
+        shell.run("%%chat\nasked in a second cell", cell_id="cell-2")
+        sent = server.chat_requests[-1].json["messages"]
+        assert [m["content"] for m in sent] == [
+            "asked in a cell",
+            "From the cell.",
+            "asked in the panel",
+            "From the panel.",
+            "asked in a second cell",
+        ]
+        assert "Cell again." in transcript(panel)
+    finally:
+        panel.close()
+
+
+def test_a_reply_that_began_before_the_panel_opened_is_shown_when_it_ends(
+    open_panel: Callable[..., ChatPanel], session: ChatSession, server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, chunk_size=8, delay=0.005))
+    worker = threading.Thread(target=session.ask, args=("early question",))
+    worker.start()
+    wait_for(lambda: session.busy, "the reply to begin")
+    panel = open_panel()
+    assert panel.send_button.disabled
+    worker.join(10)
+    panel._sync()
+    assert "early question" in transcript(panel) and "word299" in transcript(panel)
+
+
+# -- errors keep the input ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "words"),
+    [
+        (Status(401), ["401"]),
+        (Status(500, body={"error": {"message": "upstream exploded"}}), ["500"]),
+        (Reply("partial", drop_after=1), ["connection"]),
+    ],
+    ids=["unauthorized", "server-error", "dropped"],
+)
+def test_errors_show_in_one_line_and_keep_the_input(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer, script: Any, words: list[str]
+) -> None:
+    server.enqueue(script)
+    panel = open_panel()
+    send(panel, "a question worth keeping")
+    panel.wait(10)
+    message = status(panel)
+    assert "\n" not in message and "Traceback" not in message
+    for word in words:
+        assert word.lower() in message.lower(), message
+    assert panel.input.value == "a question worth keeping"
+    assert "a question worth keeping" in transcript(panel) and "⚠" in transcript(panel)
+    assert len(panel.session.history) == 0
+    assert not panel.send_button.disabled
+
+
+def test_no_key_and_no_server_are_errors_too(
+    open_panel: Callable[..., ChatPanel], unused_port: int
+) -> None:
+    keyless = ChatSession(fast_settings("https://api.example.com/v1", max_retries=0))
+    panel = open_panel(session=keyless)
+    send(panel, "hello?")
+    panel.wait(10)
+    assert "key" in status(panel).lower() and panel.input.value == "hello?"
+    offline = ChatSession(fast_settings(f"http://127.0.0.1:{unused_port}/v1", max_retries=0))
+    panel = open_panel(session=offline)
+    send(panel, "anyone there?")
+    panel.wait(10)
+    assert "connect" in status(panel).lower() and panel.input.value == "anyone there?"
+
+
+def test_an_empty_message_is_not_sent(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    panel = open_panel()
+    send(panel, "   \n ")
+    assert "Type a message" in status(panel)
+    assert server.chat_requests == []
+
+
+# -- the model picker -----------------------------------------------------------------------
+
+
+def test_the_model_picker_lists_the_servers_models_and_sets_the_model(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.models = ["alpha-1", "beta-2", "test-model"]
+    panel = open_panel(load_models=True)
+    wait_for(lambda: bool(panel.model_picker.options), "the model list")
+    assert list(panel.model_picker.options) == ["alpha-1", "beta-2", "test-model"]
+    assert panel.model_picker.value == "test-model"
+    panel.model_picker.value = "beta-2"
+    assert panel.session.settings.model == "beta-2"
+    server.enqueue(Reply("ok"))
+    send(panel, "which model?")
+    panel.wait(10)
+    assert server.chat_requests[-1].json["model"] == "beta-2"
+
+
+def test_without_a_model_list_the_picker_takes_free_text(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.models = None  # /models answers 404
+    panel = open_panel(load_models=True)
+    wait_for(lambda: "lists no models" in panel.model_picker.placeholder, "the fallback")
+    assert list(panel.model_picker.options) == []
+    panel.model_picker.value = "my-local-model"
+    assert panel.session.settings.model == "my-local-model"
+
+
+# -- code blocks ----------------------------------------------------------------------------
+
+
+def test_code_blocks_get_copy_controls_with_the_code_as_data(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    hostile = 'print("</script><script>alert(1)</script>")\nx = "\\u2028 é"\n'
+    text = f"Try:\n\n```python\n{hostile}```\n\nor\n\n```sql\nselect 1;\n```\n"
+    server.enqueue(Reply(text))
+    panel = open_panel()
+    send(panel, "code please")
+    panel.wait(10)
+    buttons = [
+        w for w in _walk(panel.transcript) if "nbchat-copy-code" in getattr(w, "_dom_classes", ())
+    ]
+    assert [b.description for b in buttons] == ["Copy python 1", "Copy sql 2"]
+    buttons[0].click()
+    (output,) = panel.code_actions.outputs
+    script = output["data"]["application/javascript"]
+    literal = script[script.index("(") + 1 : script.index(").catch")]
+    assert json.loads(literal) == hostile  # the code is a string in the script, nothing more
+    assert "</script>" not in script and script.isascii()
+    assert "Copied code 1" in status(panel) and "%chat code 1" in status(panel)
+
+
+def _walk(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_the_key_is_in_no_widget_state(server: LoopbackServer) -> None:
+    secret = "sk-panel-secret-0123456789"
+    server.require_key = secret
+    keyed = ChatSession(fast_settings(server.base_url, max_retries=0).with_key(secret))
+    panel = ChatPanel(keyed, namespace={}, load_models=True)
+    try:
+        wait_for(lambda: bool(panel.model_picker.options), "the model list")
+        server.enqueue(Reply("fine"))
+        send(panel, "hello")
+        panel.wait(10)
+        states = json.dumps([w.get_state() for w in _walk(panel.widget)], default=str)
+        assert "fine" in states and secret not in states
+        assert secret not in repr(panel)
+    finally:
+        panel.close()

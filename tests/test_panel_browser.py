@@ -1,0 +1,198 @@
+"""The chat panel in a real JupyterLab and a real Notebook 7, used in headless Chromium.
+
+A notebook shows the panel with ``%chat panel``; the test types into it and clicks its buttons
+the way a person does. The kernel talks to the loopback server, which streams scripted replies.
+One browser session checks, in order:
+
+1. a reply streams into the transcript (a state with the table but not the last sentence is
+   seen before the final one), while another cell runs to completion: the kernel stays free;
+2. the finished reply has a rendered table and highlighted code; its copy control puts the
+   code on the clipboard; a screenshot goes to ``test-artifacts/panel-<kind>.png``;
+3. Stop on a stalled reply ends it at once, keeping the partial text, marked interrupted;
+4. a reply full of markup runs nothing and shows the markup as text.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbchat.testing import LoopbackServer
+from nbchat.testing.script import Reply
+
+from browser import ARTIFACTS, WAIT_MS, chromium, explained, run_cell
+from jupyter_app import JupyterServer, Kind, notebook_root
+
+NOTEBOOK = "panel.ipynb"
+CELLS = [
+    "%load_ext nbchat",
+    "%chat panel",
+    "total = sum(range(10))\nprint('kernel free:', total)",
+]
+LAST_SENTENCE = "That is the whole quarter."
+CODE = 'def growth(a: float, b: float) -> float:\n    return (b - a) / a * 100\n\nprint("ok")\n'
+REPLY = f"""\
+## Quarterly figures
+
+The months of the first quarter, with their sales, and a function to compare them; the
+numbers are made up, the shapes are the ones a model sends back.
+
+| month | sales |
+|---|---:|
+| January | 1,200 |
+| February | 1,350 |
+| March | 1,500 |
+
+```python
+{CODE}```
+
+{LAST_SENTENCE}
+"""
+SLOW = "A reply that will be stopped. " + " ".join(f"w{i}" for i in range(400))
+HOSTILE = """\
+Careful: <script>window.pwned = "script"</script> and <img src=x onerror="window.pwned='img'">
+and [a link](javascript:window.pwned='link') and <b onmouseover="window.pwned='b'">bold</b>.
+"""
+
+WATCH = """() => {
+  const states = (window.__nbchatStates = []);
+  window.__nbchatWatching = true;
+  const sample = () => {
+    const box = document.querySelector('.nbchat-panel .nbchat-transcript');
+    const text = box ? box.innerText : '';
+    if (states[states.length - 1] !== text) states.push(text);
+    if (window.__nbchatWatching) requestAnimationFrame(sample);
+  };
+  sample();
+}"""
+STOP_WATCHING = "() => { window.__nbchatWatching = false; return window.__nbchatStates; }"
+FINISHED = """(panel) => {
+  const turns = panel.querySelectorAll('.nbchat-turn');
+  const last = turns[0];  // the transcript is drawn bottom-up: the newest comes first
+  return {
+    turns: turns.length,
+    tables: last.querySelectorAll('.nbchat-reply table').length,
+    cells: [...last.querySelectorAll('.nbchat-reply td')].map((td) => td.innerText),
+    highlighted: last.querySelectorAll('.nbchat-reply pre span[style]').length,
+    footer: [...last.querySelectorAll('.nbchat-footer')].map((f) => f.innerText),
+  };
+}"""
+DANGER = """(panel) => ({
+  pwned: window.pwned === undefined ? null : String(window.pwned),
+  scripts: panel.querySelectorAll('script').length,
+  images: panel.querySelectorAll('img').length,
+  handlers: [...panel.querySelectorAll('*')].filter(
+      (e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+  bad_links: [...panel.querySelectorAll('a')].filter(
+      (a) => !/^https?:/.test(a.getAttribute('href') || 'https:')).length,
+})"""
+
+
+def send(page: Any, text: str) -> None:
+    panel = page.locator(".nbchat-panel")
+    panel.locator(".nbchat-input textarea").fill(text)
+    panel.locator("button.jupyter-button", has_text="Send").click()
+
+
+def wait_until_idle(page: Any) -> None:
+    """Until Send is enabled again: the reply is over."""
+    page.locator(".nbchat-panel button.jupyter-button:has-text('Send'):not([disabled])").wait_for()
+
+
+@pytest.mark.parametrize("kind", ["lab", "notebook"], ids=["jupyterlab", "notebook7"])
+def test_panel_streams_stops_and_runs_nothing_from_the_model(
+    kind: Kind, server: LoopbackServer, tmp_path: Path
+) -> None:
+    root = notebook_root(tmp_path, kind, NOTEBOOK, CELLS)
+    server.enqueue(
+        Reply(REPLY, chunk_size=3, delay=0.02),  # ~200 chunks: about 4 s
+        Reply(SLOW, chunk_size=6, stall_after=30, stall_seconds=120),
+        Reply(HOSTILE, chunk_size=7, delay=0.005),
+    )
+    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    notes: dict[str, Any] = {}
+
+    with (
+        JupyterServer(kind, root, env) as jupyter,
+        chromium(tmp_path / "chromium") as browser,
+    ):
+        browser.grant_permissions(["clipboard-read", "clipboard-write"], origin=jupyter.base_url)
+        page = browser.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.set_viewport_size({"width": 1100, "height": 1500})
+        with explained(page, jupyter, notes, f"panel-{kind}"):
+            page.goto(jupyter.notebook_url(NOTEBOOK))
+            page.locator(".jp-Notebook .jp-Cell").nth(2).wait_for()
+            jupyter.wait_idle(timeout=WAIT_MS / 1000)
+            assert [c[0] for c in jupyter.kernel_commands()] == [sys.executable]
+            run_cell(page, 0, 1)
+            run_cell(page, 1, 2)
+            panel = page.locator(".nbchat-panel")
+            panel.locator(".nbchat-transcript").wait_for()
+            assert "No messages yet" in panel.locator(".nbchat-transcript").inner_text()
+
+            # 1. The reply streams in while another cell runs.
+            page.evaluate(WATCH)
+            send(page, "Show me the quarter")
+            panel.locator(".nbchat-transcript", has_text="Quarterly figures").wait_for()
+            free_cell = run_cell(page, 2, 3)
+            assert "kernel free: 45" in free_cell.locator(".jp-OutputArea").inner_text()
+            notes["ran while streaming"] = LAST_SENTENCE not in panel.inner_text()
+            panel.locator(".nbchat-footer").wait_for()
+            wait_until_idle(page)
+            states = page.evaluate(STOP_WATCHING)
+            notes["states"] = [s[-80:] for s in states]
+            partial = [s for s in states if "1,350" in s and LAST_SENTENCE not in s]
+            assert partial, "never saw the table while the last sentence was still missing"
+            assert LAST_SENTENCE in states[-1]
+            assert notes["ran while streaming"], "the other cell had to wait for the reply"
+
+            # 2. The finished reply, its code on the clipboard, and a screenshot.
+            finished = panel.evaluate(FINISHED)
+            notes["finished"] = finished
+            assert finished["tables"] == 1 and finished["cells"][:2] == ["January", "1,200"]
+            assert finished["highlighted"] >= 8, finished
+            assert finished["footer"] and finished["footer"][0].startswith("test-model")
+            panel.locator("button.nbchat-copy-code").first.click()
+            panel.locator(".nbchat-status", has_text="Copied code 1").wait_for()
+            page.wait_for_function("() => navigator.clipboard.readText().then(t => t.length)")
+            assert page.evaluate("() => navigator.clipboard.readText()") == CODE
+            ARTIFACTS.mkdir(exist_ok=True)
+            panel.screenshot(path=str(ARTIFACTS / f"panel-{kind}.png"))
+
+            # 3. Stop on a reply that went quiet mid-way.
+            send(page, "Now a slow one")
+            panel.locator(".nbchat-transcript", has_text="w20 ").wait_for()
+            panel.locator("button.jupyter-button", has_text="Stop").click()
+            wait_until_idle(page)
+            status = panel.locator(".nbchat-status").inner_text()
+            notes["stop status"] = status
+            assert "stopped" in status and "kept" in status
+            assert "interrupted" in panel.locator(".nbchat-footer").first.inner_text()
+            assert "w20" in panel.locator(".nbchat-transcript").inner_text()
+
+            # 4. Markup from the model is text, and runs nothing.
+            send(page, "Say something dangerous")
+            wait_until_idle(page)
+            panel.locator(".nbchat-transcript", has_text="onerror").wait_for()
+            page.wait_for_timeout(300)  # time for anything that would run to run
+            danger = panel.evaluate(DANGER)
+            notes["danger"] = danger
+            assert danger == {
+                "pwned": None,
+                "scripts": 0,
+                "images": 0,
+                "handlers": 0,
+                "bad_links": 0,
+            }
+            text = panel.locator(".nbchat-transcript").inner_text()
+            assert '<script>window.pwned = "script"</script>' in text
+            assert "<img src=x onerror=" in text
+
+            prompts = [r.json["messages"][-1]["content"] for r in server.chat_requests]
+            assert prompts == ["Show me the quarter", "Now a slow one", "Say something dangerous"]
+            history = server.chat_requests[-1].json["messages"]
+            assert [m["role"] for m in history] == ["user", "assistant"] * 2 + ["user"]
