@@ -207,14 +207,17 @@ class ChatPanel:
             layout=widgets.Layout(width="auto", flex="1 1 16em"),
         )
         self.context_hint = widgets.HTML(
-            value=f'<span style="{_MUTED}">Context: no dataframes in the notebook yet</span>'
+            value=f'<span style="{_MUTED}">Context: no dataframes yet</span>',
+            layout=widgets.Layout(flex="1 1 auto"),
         )
         self.refresh_button = widgets.Button(
             description="↻", tooltip="Look for dataframes again", layout=widgets.Layout(width="3em")
         )
         self.refresh_button.on_click(lambda _: self.refresh_context())
         self.new_button = widgets.Button(
-            description="New conversation", tooltip="Start over; earlier turns stay in the store"
+            description="New conversation",
+            tooltip="Start over; earlier turns stay in the store",
+            layout=widgets.Layout(width="auto", flex="0 0 auto"),
         )
         self.new_button.on_click(lambda _: self.new_conversation())
         self.transcript = widgets.VBox(

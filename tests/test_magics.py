@@ -299,6 +299,48 @@ def test_out_stores_the_reply_and_code_fills_the_next_cell(
     assert chat(shell, "code please", "-o answer --code").success
     assert shell.ip.user_ns["answer"] == reply
     assert shell.ip.rl_next_input == "print('hi')\n"  # a terminal pre-fills the next prompt
+    assert shell.run("%chat code 2").success
+    assert shell.ip.rl_next_input == "second()"  # any block of the latest reply, on request
+
+
+def test_chat_code_takes_blocks_of_the_latest_reply(
+    shell: Shell, env: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_one_line_usage_error(shell.run("%chat code"), capsys, "no reply yet")
+    env.enqueue(Reply("one\n\n```sql\nselect 1;\n```\n"), Reply("No code here."))
+    assert chat(shell, "sql?", cell_id="a").success
+    assert shell.run("%chat code").success
+    assert shell.ip.rl_next_input == "select 1;"
+    assert_one_line_usage_error(shell.run("%chat code 3"), capsys, "has 1 code blocks")
+    assert_one_line_usage_error(shell.run("%chat code two"), capsys, "number of a code block")
+    assert chat(shell, "prose?", cell_id="b").success
+    assert_one_line_usage_error(shell.run("%chat code"), capsys, "no code block")
+
+
+def test_chat_panel_shows_a_panel_on_the_notebook_session(
+    shell: Shell, env: LoopbackServer
+) -> None:
+    assert shell.run("%chat panel").success
+    views = [
+        m
+        for m in shell.publisher.messages  # type: ignore[union-attr]
+        if "application/vnd.jupyter.widget-view+json" in m.data
+    ]
+    assert len(views) == 1
+    env.enqueue(Reply("seen by the panel"))
+    assert chat(shell, "hello").success
+    from ipywidgets.widgets.widget import _instances
+
+    model_id = views[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
+    panel_widget = _instances[model_id]
+    texts = []
+    stack = [panel_widget]
+    while stack:
+        widget = stack.pop()
+        stack.extend(getattr(widget, "children", ()))
+        if isinstance(getattr(widget, "value", None), str):
+            texts.append(widget.value)
+    assert any("seen by the panel" in text for text in texts)
 
 
 # -- errors are one line ------------------------------------------------------------------------
@@ -411,6 +453,11 @@ def test_a_second_ask_while_one_streams_is_refused(
         ("%chat key sk-abc", ["takes no argument"]),
         ("%chat export notes.txt", [".md or .json"]),
         ("%chat model a b", ["one model id"]),
+        ("%chat panel now", ["takes no argument"]),
+        ("%chat context", ["needs the name of a dataframe"]),
+        ("%chat context undefined_frame", ["'undefined_frame' is not defined"]),
+        ("%chat context __name__", ["not a pandas or polars dataframe"]),
+        ("%chat context --rows=x df", ["--rows=N"]),
     ],
 )
 def test_bad_commands_are_one_line_usage_errors(
