@@ -540,3 +540,62 @@ def test_model_is_accepted_when_the_server_cannot_list_models(
     shell.run(f"%chat config base_url=http://127.0.0.1:{unused_port}/v1")
     assert shell.run("%chat model my-local-model").success
     assert nbchat.get_session().settings.model == "my-local-model"
+
+
+# -- dataframes in prompts ------------------------------------------------------------------
+
+
+def test_a_dataframe_in_braces_becomes_its_summary(shell: Shell, env: LoopbackServer) -> None:
+    shell.run(
+        "import pandas as pd\n"
+        "sales = pd.DataFrame({'city': ['Paris-SECRET-ROW', 'Lyon'] * 500, 'revenue': range(1000)})"
+    )
+    env.enqueue(Reply("ok"))
+    assert chat(shell, "What drives revenue in {sales}?").success
+    sent = env.last_request.json["messages"][-1]["content"]
+    assert sent.startswith('What drives revenue in <dataframe name="sales" library="pandas"')
+    assert 'rows="1,000"' in sent or 'rows="1000"' in sent
+    assert "| revenue | int64 |" in sent
+    assert "Paris-SECRET-ROW 500" in sent  # a top value, counted, is a figure...
+    assert "\n| 0 | Paris-SECRET-ROW" not in sent  # ...but no raw rows are sent unless asked
+
+
+def test_df_attaches_summaries_and_chat_context_shows_exactly_them(
+    shell: Shell, env: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.run(
+        "import pandas as pd, polars as pl\n"
+        "a = pd.DataFrame({'x': [1.5, None, 3.0]})\n"
+        "b = pl.DataFrame({'y': ['u', 'v', None]})"
+    )
+    capsys.readouterr()
+    assert shell.run("%chat context a b").success
+    shown = capsys.readouterr().out
+    env.enqueue(Reply("ok"))
+    assert chat(shell, "Compare them.", "--df a --df b").success
+    sent = env.last_request.json["messages"][-1]["content"]
+    assert sent == "Compare them.\n\n" + shown.rstrip("\n")
+    assert shown.count("<dataframe ") == 2 and 'library="polars"' in shown
+    turn = nbchat.get_session().history.last()
+    assert turn is not None and turn.prompt == sent
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ("--df missing_frame", ["--df", "'missing_frame' is not defined"]),
+        ("--df not_frame", ["--df", "not a pandas or polars dataframe"]),
+        ("--df-tokens 5", ["--df-tokens"]),
+    ],
+)
+def test_bad_dataframe_options_are_one_line(
+    shell: Shell,
+    env: LoopbackServer,
+    capsys: pytest.CaptureFixture[str],
+    options: str,
+    words: list[str],
+) -> None:
+    shell.run("not_frame = {'a': 1}")
+    capsys.readouterr()
+    assert_one_line_usage_error(chat(shell, "hi", options), capsys, *words)
+    assert env.chat_requests == []

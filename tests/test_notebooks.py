@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +80,31 @@ def test_panel_notebook_shares_one_conversation_with_chat_cells(
     texts = "".join(o.get("text", "") for o in outputs)
     assert "test-model" in texts and "tokens" in texts  # the panel's status line, printed
     assert "Traceback" not in texts
+
+
+def test_dataframes_notebook_sends_summaries_not_data(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    from nbchat.frames import estimate_tokens
+
+    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    notebook = run_notebook(ROOT / "notebooks" / "dataframes.ipynb", env=env, cwd=tmp_path)
+    sent = [r.json["messages"][-1]["content"] for r in server.chat_requests]
+    assert len(sent) == 3
+    summaries = [re.findall(r"<dataframe .*?</dataframe>", text, re.DOTALL) for text in sent]
+    assert [len(found) for found in summaries] == [1, 1, 1]
+    for (summary,) in summaries:
+        assert 'rows="250,000" cols="6"' in summary
+        assert "| unit_price |" in summary and "| returned |" in summary
+        assert estimate_tokens(summary) <= 1000
+    assert sent[0].startswith("Here is a year of sales: <dataframe")  # {sales}, in its place
+    assert "sample rows" not in sent[0] + sent[1]  # no rows unless asked...
+    assert "sample rows" in sent[2] and 'library="polars"' in sent[2]  # ...--df-rows 3 asks
+    printed = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.source.startswith("%chat context")
+        for output in cell.outputs
+    )
+    assert printed.count("<dataframe ") == 2 and 'type="LazyFrame"' in printed
+    assert summaries[0][0] in printed  # %chat context shows exactly what {sales} sent

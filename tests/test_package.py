@@ -10,7 +10,17 @@ from pathlib import Path
 import nbchat
 
 PACKAGE = Path(nbchat.__file__).parent
-HEAVY = ("requests", "urllib3", "markdown_it", "ipywidgets", "pygments", "pandas", "polars")
+HEAVY = (
+    "requests",
+    "urllib3",
+    "markdown_it",
+    "ipywidgets",
+    "pygments",
+    "pandas",
+    "polars",
+    "numpy",
+    "pyarrow",
+)
 
 
 def test_importing_nbchat_loads_nothing_heavy() -> None:
@@ -38,11 +48,31 @@ def test_load_ext_loads_nothing_heavy() -> None:
     assert loaded == ""
 
 
-def test_only_the_magics_and_the_display_import_ipython() -> None:
-    importers = sorted(
-        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "IPython" in _imports(p)
-    )
-    assert importers == ["display.py", "magics.py"]
+def test_only_the_notebook_faces_import_ipython_and_ipywidgets() -> None:
+    def importers(module: str) -> list[str]:
+        return sorted(
+            str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if module in _imports(p)
+        )
+
+    assert importers("IPython") == ["display.py", "magics.py", "panel.py"]
+    assert importers("ipywidgets") == ["panel.py"]
+
+
+def test_nothing_imports_numpy_at_module_level() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        top = {
+            alias.name.split(".")[0]
+            for node in tree.body
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        top |= {
+            node.module.split(".")[0]
+            for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        }
+        assert "numpy" not in top and "pyarrow" not in top, path
 
 
 def test_every_public_name_resolves() -> None:

@@ -377,3 +377,52 @@ def test_the_key_is_in_no_widget_state(server: LoopbackServer) -> None:
         assert secret not in repr(panel)
     finally:
         panel.close()
+
+
+# -- context --------------------------------------------------------------------------------
+
+
+def test_picked_dataframes_go_with_the_next_message_and_show_folded(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import pandas as pd
+
+    namespace: dict[str, Any] = {
+        "sales": pd.DataFrame({"city": ["Paris", "Lyon"] * 50, "revenue": range(100)}),
+        "_hidden": pd.DataFrame({"a": [1]}),
+        "not_a_frame": [1, 2, 3],
+    }
+    panel = open_panel(namespace=namespace)
+    assert [name for _, name in panel.context_picker.options] == ["sales"]
+    namespace["later"] = pd.Series([1.5, 2.5], name="later")
+    panel.refresh_button.click()
+    assert [name for _, name in panel.context_picker.options] == ["later", "sales"]
+    panel.context_picker.value = ("sales",)
+    server.enqueue(Reply("Revenue grows."), Reply("Again."))
+    send(panel, "How does revenue vary by city?")
+    panel.wait(10)
+    sent = server.chat_requests[-1].json["messages"][-1]["content"]
+    assert sent.startswith('How does revenue vary by city?\n\n<dataframe name="sales"')
+    assert "| revenue |" in sent and sent.endswith("</dataframe>")
+    turn = panel.session.history.last()
+    assert turn is not None and turn.prompt == sent  # the history keeps what was sent
+    assert panel.context_picker.value == ()  # attached once, to that message
+    shown = " ".join(html_values(panel.transcript))
+    assert "<details" in shown and "📎 sales (100 × 2)" in shown
+    send(panel, "And without the frame?")
+    panel.wait(10)
+    assert "<dataframe" not in server.chat_requests[-1].json["messages"][-1]["content"]
+
+
+def test_a_picked_frame_that_is_gone_is_a_one_line_error(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import pandas as pd
+
+    namespace: dict[str, Any] = {"sales": pd.DataFrame({"a": [1, 2]})}
+    panel = open_panel(namespace=namespace)
+    panel.context_picker.value = ("sales",)
+    del namespace["sales"]
+    send(panel, "still there?")
+    assert "'sales' is not defined" in status(panel)
+    assert panel.input.value == "still there?" and server.chat_requests == []
