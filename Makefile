@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/stream_parse.py
 	$(PY) benchmarks/render_stream.py
 	$(PY) benchmarks/load_time.py
+	$(PY) benchmarks/frame_summary.py
 
 # Runs the quickstart notebook headless and writes it as HTML to build/notebooks/: against
 # your API when a key is configured, otherwise against the bundled loopback server.

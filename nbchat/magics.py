@@ -123,6 +123,8 @@ class ChatMagics(Magics):
         self._session_factory = session_factory
         self.cell_id: str | None = None
         """The id of the cell running now, from the frontend's ``metadata.cellId``."""
+        self._panels: dict[str, Any] = {}
+        """The panel each ``%chat panel`` cell shows, by cell id."""
 
     @property
     def session(self) -> ChatSession:
@@ -336,7 +338,15 @@ class ChatMagics(Magics):
         from .panel import ChatPanel
 
         namespace = self.shell.user_ns if self.shell is not None else None
-        display(ChatPanel(self.session, namespace=namespace))  # type: ignore[no-untyped-call]
+        panel = ChatPanel(self.session, namespace=namespace)
+        if self.cell_id is not None:
+            # Running the cell again replaces its panel: the old one stops following the
+            # session instead of streaming every reply into widgets no one can see.
+            earlier = self._panels.pop(self.cell_id, None)
+            if earlier is not None:
+                earlier.close()
+            self._panels[self.cell_id] = panel
+        display(panel)  # type: ignore[no-untyped-call]
 
     def _cmd_code(self, args: list[str], raw: str) -> None:
         """Put code block N (default 1) of the latest reply into a new cell below."""

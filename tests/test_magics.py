@@ -343,6 +343,16 @@ def test_chat_panel_shows_a_panel_on_the_notebook_session(
     assert any("seen by the panel" in text for text in texts)
 
 
+def test_running_a_panel_cell_again_replaces_its_panel(shell: Shell, env: LoopbackServer) -> None:
+    session = nbchat.get_session()
+    before = len(session._observers)
+    assert shell.run("%chat panel", cell_id="panel-cell").success
+    assert shell.run("%chat panel", cell_id="panel-cell").success
+    assert len(session._observers) == before + 1  # the first panel stopped following
+    assert shell.run("%chat panel", cell_id="another-cell").success
+    assert len(session._observers) == before + 2
+
+
 # -- errors are one line ------------------------------------------------------------------------
 
 
