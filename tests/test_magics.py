@@ -609,3 +609,21 @@ def test_bad_dataframe_options_are_one_line(
     capsys.readouterr()
     assert_one_line_usage_error(chat(shell, "hi", options), capsys, *words)
     assert env.chat_requests == []
+
+
+def test_columns_the_prompt_names_survive_in_a_wide_frame(
+    shell: Shell, env: LoopbackServer
+) -> None:
+    shell.run(
+        "import numpy as np, pandas as pd\n"
+        "wide = pd.DataFrame(np.arange(20 * 5000).reshape(20, 5000),"
+        " columns=[f'col_{i}' for i in range(5000)])"
+    )
+    env.enqueue(Reply("ok"), Reply("ok"))
+    assert chat(shell, "Why is col_4321 always larger than col_7? {wide}").success
+    sent = env.last_request.json["messages"][-1]["content"]
+    assert "| col_4321 | int64 | 0 | 20 |" in sent and "| col_7 | int64 |" in sent
+    assert "more columns" in sent  # the rest collapsed to fit the budget
+    assert chat(shell, "And col_99?", "--df wide --df-tokens 300").success
+    sent = env.last_request.json["messages"][-1]["content"]
+    assert "| col_99 | int64 |" in sent and "| col_4321 |" not in sent

@@ -8,7 +8,8 @@ One browser session checks, in order:
    seen before the final one), while another cell runs to completion: the kernel stays free;
 2. the finished reply has a rendered table and highlighted code; its copy control puts the
    code on the clipboard; a screenshot goes to ``test-artifacts/panel-<kind>.png``;
-3. Stop on a stalled reply ends it at once, keeping the partial text, marked interrupted;
+3. a dataframe picked under Context goes with the next message, shown folded; Stop on that
+   stalled reply ends it at once, keeping the partial text, marked interrupted;
 4. a reply full of markup runs nothing and shows the markup as text.
 """
 
@@ -30,7 +31,9 @@ NOTEBOOK = "panel.ipynb"
 CELLS = [
     "%load_ext nbchat",
     "%chat panel",
-    "total = sum(range(10))\nprint('kernel free:', total)",
+    "import pandas as pd\n"
+    "sales = pd.DataFrame({'city': ['Paris', 'Lyon'] * 50, 'revenue': range(100)})\n"
+    "print('kernel free:', len(sales))",
 ]
 LAST_SENTENCE = "That is the whole quarter."
 CODE = 'def growth(a: float, b: float) -> float:\n    return (b - a) / a * 100\n\nprint("ok")\n'
@@ -139,7 +142,7 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             send(page, "Show me the quarter")
             panel.locator(".nbchat-transcript", has_text="Quarterly figures").wait_for()
             free_cell = run_cell(page, 2, 3)
-            assert "kernel free: 45" in free_cell.locator(".jp-OutputArea").inner_text()
+            assert "kernel free: 100" in free_cell.locator(".jp-OutputArea").inner_text()
             notes["ran while streaming"] = LAST_SENTENCE not in panel.inner_text()
             panel.locator(".nbchat-footer").wait_for()
             wait_until_idle(page)
@@ -163,7 +166,12 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             ARTIFACTS.mkdir(exist_ok=True)
             panel.screenshot(path=str(ARTIFACTS / f"panel-{kind}.png"))
 
-            # 3. Stop on a reply that went quiet mid-way.
+            # 3. Stop on a reply that went quiet mid-way; it carries a dataframe's summary.
+            panel.locator("button.jupyter-button", has_text="↻").click()
+            picker = panel.locator(".widget-select-multiple select")
+            picker.locator("option", has_text="sales").wait_for()
+            picker.select_option(label=picker.locator("option").first.inner_text())
+            page.wait_for_timeout(300)  # the choice travels to the kernel
             send(page, "Now a slow one")
             panel.locator(".nbchat-transcript", has_text="w20 ").wait_for()
             panel.locator("button.jupyter-button", has_text="Stop").click()
@@ -173,6 +181,10 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             assert "stopped" in status and "kept" in status
             assert "interrupted" in panel.locator(".nbchat-footer").first.inner_text()
             assert "w20" in panel.locator(".nbchat-transcript").inner_text()
+            attachment = panel.locator("details.nbchat-attachment")
+            assert attachment.count() == 1 and attachment.get_attribute("open") is None
+            assert "sales (100 × 2)" in attachment.inner_text()
+            assert "| revenue |" not in attachment.inner_text()  # folded away until opened
 
             # 4. Markup from the model is text, and runs nothing.
             send(page, "Say something dangerous")
@@ -193,6 +205,7 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             assert "<img src=x onerror=" in text
 
             prompts = [r.json["messages"][-1]["content"] for r in server.chat_requests]
-            assert prompts == ["Show me the quarter", "Now a slow one", "Say something dangerous"]
+            assert prompts[1].startswith('Now a slow one\n\n<dataframe name="sales"')
+            assert prompts[::2] == ["Show me the quarter", "Say something dangerous"]
             history = server.chat_requests[-1].json["messages"]
             assert [m["role"] for m in history] == ["user", "assistant"] * 2 + ["user"]
