@@ -237,7 +237,7 @@ class ChatPanel:
             rows=3,
             layout=widgets.Layout(width="100%"),
         )
-        self.send_button = widgets.Button(description="Send", button_style="primary", icon="")
+        self.send_button = widgets.Button(description="Send", button_style="primary")
         self.send_button.on_click(lambda _: self.send())
         self.stop_button = widgets.Button(description="Stop", disabled=True)
         self.stop_button.on_click(lambda _: self.stop())
@@ -300,11 +300,13 @@ class ChatPanel:
         except (LookupError, TypeError) as error:
             self._set_status(_one_line(error), error=True)
             return False
+        attached = tuple(self.context_picker.value)
         self.input.value = ""
+        self.context_picker.value = ()  # attached once, to this message
         with self._lock:
             self._notices.clear()
         self._worker = threading.Thread(
-            target=self._ask, args=(prompt, text), name="nbchat-panel", daemon=True
+            target=self._ask, args=(prompt, text, attached), name="nbchat-panel", daemon=True
         )
         self._worker.start()
         return True
@@ -327,29 +329,33 @@ class ChatPanel:
         self.session.new_conversation()
         self._set_status("New conversation (earlier turns stay in the history store).")
 
-    def _ask(self, prompt: str, typed: str) -> None:
+    def _ask(self, prompt: str, typed: str, attached: tuple[str, ...]) -> None:
         try:
             self.session.ask(prompt)
         except BusyError:
-            self._restore_input(typed)
+            self._restore_input(typed, attached)
             self._set_status(_BUSY_MESSAGE, error=True)
         except NbChatError as error:
-            self._failed(typed, _one_line(error))
+            self._failed(typed, attached, _one_line(error))
         except Exception as error:  # the worker must report, never die silently
             log.exception("nbchat: the panel's request failed")
-            self._failed(typed, f"{type(error).__name__}: {_one_line(error)}")
+            self._failed(typed, attached, f"{type(error).__name__}: {_one_line(error)}")
 
-    def _failed(self, typed: str, message: str) -> None:
-        self._restore_input(typed)
+    def _failed(self, typed: str, attached: tuple[str, ...], message: str) -> None:
+        self._restore_input(typed, attached)
         with self._lock:
             self._notices.append(widgets.HTML(value=_notice_html(typed, message)))
         self._sync()
         self._set_status(message, error=True)
 
-    def _restore_input(self, typed: str) -> None:
-        # The text comes back unless something new was typed meanwhile: nothing is lost.
-        if not self.input.value.strip():
-            self.input.value = typed
+    def _restore_input(self, typed: str, attached: tuple[str, ...]) -> None:
+        # The message comes back, with the frames it carried, unless something new was typed
+        # meanwhile: nothing is lost.
+        if self.input.value.strip():
+            return
+        self.input.value = typed
+        names = {name for _, name in self.context_picker.options}
+        self.context_picker.value = tuple(name for name in attached if name in names)
 
     # -- context ----------------------------------------------------------------------------
 
@@ -388,7 +394,6 @@ class ChatPanel:
             tokens=settings.context_tokens,
             rows=settings.context_rows,
         )
-        self.context_picker.value = ()
         return "\n\n".join([text, *summaries])
 
     # -- following the session --------------------------------------------------------------

@@ -196,6 +196,7 @@ class ChatSession:
         self._settings = value
         if self._client is not None:
             self._client.settings = value
+        self._conversation_changed()
 
     @property
     def client(self) -> ChatClient:
@@ -238,8 +239,8 @@ class ChatSession:
         return unsubscribe
 
     def watch(self, listener: Callable[[], None]) -> Callable[[], None]:
-        """Call ``listener()`` when the conversation changes without a reply: a new
-        conversation, a new system prompt. Open panels use it to stay in step with ``%chat``
+        """Call ``listener()`` when the session changes without a reply: a new conversation,
+        a new system prompt, new settings. Open panels use it to stay in step with ``%chat``
         commands and with each other. Returns the function that stops watching."""
         with self._observers_lock:
             self._watchers = (*self._watchers, listener)

@@ -426,3 +426,28 @@ def test_a_picked_frame_that_is_gone_is_a_one_line_error(
     send(panel, "still there?")
     assert "'sales' is not defined" in status(panel)
     assert panel.input.value == "still there?" and server.chat_requests == []
+
+
+def test_a_failed_message_gets_back_its_text_and_its_frames(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import pandas as pd
+
+    panel = open_panel(namespace={"sales": pd.DataFrame({"a": [1, 2]})})
+    panel.context_picker.value = ("sales",)
+    server.enqueue(Status(503))
+    send(panel, "about sales")
+    assert panel.context_picker.value == ()  # taken with the message...
+    panel.wait(10)
+    assert panel.input.value == "about sales"  # ...and given back when it failed
+    assert panel.context_picker.value == ("sales",)
+
+
+def test_the_model_picker_follows_chat_model(
+    open_panel: Callable[..., ChatPanel], session: ChatSession
+) -> None:
+    from dataclasses import replace
+
+    panel = open_panel()
+    session.settings = replace(session.settings, model="changed-elsewhere")
+    assert panel.model_picker.value == "changed-elsewhere"
