@@ -522,6 +522,11 @@ class ChatPanel:
         self.stop_button.disabled = not busy
         self.new_button.disabled = busy
 
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text: what the panel last said about its reply."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.status.value))
+
     def _set_status(self, message: str, *, error: bool = False) -> None:
         colour = "var(--jp-error-color1, #d32f2f)" if error else "var(--jp-ui-font-color2, #777)"
         text = message if not error else html.escape(message)

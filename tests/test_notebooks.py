@@ -77,8 +77,8 @@ def test_panel_notebook_shares_one_conversation_with_chat_cells(
         o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
     assert len(widget_views) == 1  # %chat panel shows a panel
-    texts = "".join(o.get("text", "") for o in outputs)
-    assert "test-model" in texts and "tokens" in texts  # the panel's status line, printed
+    texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
+    assert "test-model ·" in texts and "tokens" in texts  # the panel's status line
     assert "Traceback" not in texts
 
 

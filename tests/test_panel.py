@@ -78,7 +78,7 @@ def send(panel: ChatPanel, text: str) -> None:
 
 
 def status(panel: ChatPanel) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", panel.status.value))
+    return panel.status_text
 
 
 # -- sending and streaming ------------------------------------------------------------------
