@@ -16,6 +16,7 @@ about ``revenue`` on a 5,000-column frame must not lose ``revenue``.
 
 from __future__ import annotations
 
+import logging
 import re
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 __all__ = [
     "MAX_REPR",
     "MAX_TEXT",
+    "SummaryError",
     "attachments",
     "bounded_text",
     "frame_summary",
@@ -36,6 +38,8 @@ MAX_TEXT = 100_000
 """Characters of a string variable inserted before it is cut."""
 MAX_REPR = 4_000
 """Characters of another object's repr inserted before it is cut."""
+
+log = logging.getLogger("nbchat")
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([^\W\d]\w*)\}")
 
@@ -62,6 +66,10 @@ def bounded_text(value: object) -> str:
     except Exception as error:  # a broken __repr__ must not break the question
         text = f"<{type(value).__name__} object; repr failed: {error}>"
     return _cut(text, MAX_REPR)
+
+
+class SummaryError(ValueError):
+    """A dataframe could not be summarized; the message is one line, for the user."""
 
 
 def _column_names(value: object) -> list[str]:
@@ -101,10 +109,25 @@ _WORD = re.compile(r"\w+")
 def frame_summary(
     name: str, value: object, *, prompt: str = "", tokens: int = 1000, rows: int = 0
 ) -> str:
-    """The summary of a dataframe or array for a prompt; columns ``prompt`` names kept whole."""
+    """The summary of a dataframe or array for a prompt; columns ``prompt`` names kept whole.
+
+    Raises :class:`SummaryError` when the frame's own library fails on it (an exotic dtype, a
+    missing optional dependency): the question is then not sent, and the user is told in one
+    line which variable could not be described, rather than shown a traceback from deep
+    inside pandas or polars.
+    """
     from .frames import summarize
 
-    return summarize(value, name, budget=tokens, rows=rows, keep=mentioned_columns(value, prompt))
+    keep = mentioned_columns(value, prompt)
+    try:
+        return summarize(value, name, budget=tokens, rows=rows, keep=keep)
+    except Exception as error:
+        log.debug("nbchat: summarizing %r failed", name, exc_info=True)
+        reason = " ".join(str(error).split())[:200] or "no message"
+        raise SummaryError(
+            f"could not summarize {name!r} ({type(error).__name__}: {reason}); "
+            f"send text instead: text = str({name}.head()), then {{text}} in the prompt"
+        ) from error
 
 
 def prompt_text(

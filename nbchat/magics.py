@@ -240,8 +240,8 @@ class ChatMagics(Magics):
         try:
             prompt = interpolate(cell, namespace, format_value=format_value).strip()
             attached = attachments(frames, namespace, prompt=cell, tokens=tokens, rows=rows)
-        except (LookupError, TypeError) as error:
-            raise UsageError(f"--df: {error.args[0]}") from None
+        except (LookupError, TypeError, ValueError) as error:
+            raise UsageError(f"%%chat: {error.args[0]}") from None
         return "\n\n".join([prompt, *attached])
 
     @staticmethod
@@ -390,7 +390,7 @@ class ChatMagics(Magics):
         namespace = self.shell.user_ns if self.shell is not None else {}
         try:
             print("\n\n".join(attachments(names, namespace, tokens=tokens, rows=rows)))
-        except (LookupError, TypeError) as error:
+        except (LookupError, TypeError, ValueError) as error:
             raise UsageError(f"%chat context: {error.args[0]}") from None
 
     def _cmd_reset(self, args: list[str], raw: str) -> None:

@@ -297,7 +297,7 @@ class ChatPanel:
             return False
         try:
             prompt = self._with_attachments(text)
-        except (LookupError, TypeError) as error:
+        except (LookupError, TypeError, ValueError) as error:
             self._set_status(_one_line(error), error=True)
             return False
         attached = tuple(self.context_picker.value)

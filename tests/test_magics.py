@@ -593,8 +593,8 @@ def test_df_attaches_summaries_and_chat_context_shows_exactly_them(
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ("--df missing_frame", ["--df", "'missing_frame' is not defined"]),
-        ("--df not_frame", ["--df", "not a pandas or polars dataframe"]),
+        ("--df missing_frame", ["'missing_frame' is not defined"]),
+        ("--df not_frame", ["not a pandas or polars dataframe"]),
         ("--df-tokens 5", ["--df-tokens"]),
     ],
 )
@@ -627,3 +627,27 @@ def test_columns_the_prompt_names_survive_in_a_wide_frame(
     assert chat(shell, "And col_99?", "--df wide --df-tokens 300").success
     sent = env.last_request.json["messages"][-1]["content"]
     assert "| col_99 | int64 |" in sent and "| col_4321 |" not in sent
+
+
+def test_a_frame_its_library_cannot_describe_is_one_line(
+    shell: Shell,
+    env: LoopbackServer,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import nbchat.frames
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("exotic dtype\nwith a second line")
+
+    monkeypatch.setattr(nbchat.frames, "summarize", broken)
+    shell.run("import pandas as pd\nodd = pd.DataFrame({'a': [1]})")
+    capsys.readouterr()
+    for body, options in (("about {odd}", ""), ("about it", "--df odd")):
+        assert_one_line_usage_error(
+            chat(shell, body, options),
+            capsys,
+            "could not summarize 'odd'",
+            "RuntimeError: exotic dtype with a second line",
+        )
+    assert env.chat_requests == []
