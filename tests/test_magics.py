@@ -369,6 +369,9 @@ def test_running_a_panel_cell_again_replaces_its_panel(shell: Shell, env: Loopba
         ("--param nokey", ["KEY=VALUE"]),
         ("--param api_key=x", ["never a magic argument"]),
         ("-o 1abc", ["variable name"]),
+        ("--df missing_frame", ["'missing_frame' is not defined"]),
+        ("--df not_frame", ["not a pandas or polars dataframe"]),
+        ("--df-tokens 5", ["--df-tokens"]),
     ],
 )
 def test_bad_options_are_one_line_usage_errors(
@@ -378,6 +381,8 @@ def test_bad_options_are_one_line_usage_errors(
     options: str,
     words: list[str],
 ) -> None:
+    shell.run("not_frame = {'a': 1}")
+    capsys.readouterr()
     result = chat(shell, "hi", options)
     assert_one_line_usage_error(result, capsys, *words)
     assert env.chat_requests == []
@@ -588,27 +593,6 @@ def test_df_attaches_summaries_and_chat_context_shows_exactly_them(
     assert shown.count("<dataframe ") == 2 and 'library="polars"' in shown
     turn = nbchat.get_session().history.last()
     assert turn is not None and turn.prompt == sent
-
-
-@pytest.mark.parametrize(
-    ("options", "words"),
-    [
-        ("--df missing_frame", ["'missing_frame' is not defined"]),
-        ("--df not_frame", ["not a pandas or polars dataframe"]),
-        ("--df-tokens 5", ["--df-tokens"]),
-    ],
-)
-def test_bad_dataframe_options_are_one_line(
-    shell: Shell,
-    env: LoopbackServer,
-    capsys: pytest.CaptureFixture[str],
-    options: str,
-    words: list[str],
-) -> None:
-    shell.run("not_frame = {'a': 1}")
-    capsys.readouterr()
-    assert_one_line_usage_error(chat(shell, "hi", options), capsys, *words)
-    assert env.chat_requests == []
 
 
 def test_columns_the_prompt_names_survive_in_a_wide_frame(
