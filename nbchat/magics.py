@@ -335,6 +335,13 @@ class ChatMagics(Magics):
         self._no_args("panel", args)
         from IPython.display import display
 
+        from .display import supports_rich_output
+
+        if self.shell is None or not supports_rich_output(self.shell):
+            raise UsageError(
+                "%chat panel needs a notebook frontend (JupyterLab, Notebook 7, VS Code, Voila); "
+                "in a terminal, ask with %%chat"
+            )
         from .panel import ChatPanel
 
         namespace = self.shell.user_ns if self.shell is not None else None

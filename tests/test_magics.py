@@ -343,6 +343,12 @@ def test_chat_panel_shows_a_panel_on_the_notebook_session(
     assert any("seen by the panel" in text for text in texts)
 
 
+def test_chat_panel_in_a_terminal_says_it_needs_a_notebook(
+    terminal: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert_one_line_usage_error(terminal.run("%chat panel"), capsys, "needs a notebook frontend")
+
+
 def test_running_a_panel_cell_again_replaces_its_panel(shell: Shell, env: LoopbackServer) -> None:
     session = nbchat.get_session()
     before = len(session._observers)
