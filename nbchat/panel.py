@@ -70,7 +70,7 @@ def prompt_html(prompt: str) -> str:
             parts.append(f'<div style="white-space: pre-wrap">{html.escape(before)}</div>')
         label = html.escape(_attachment_label(match.group(1)))
         parts.append(
-            f'<details class="nbchat-attachment"><summary style="{_MUTED}">📎 {label}'
+            f'<details class="nbchat-attachment"><summary style="{_MUTED}">attached: {label}'
             f'</summary><pre style="font-size: 0.8em; white-space: pre-wrap">'
             f"{html.escape(match.group(0))}</pre></details>"
         )
@@ -254,7 +254,8 @@ class ChatPanel:
                         self.context_hint,
                         self.refresh_button,
                         self.new_button,
-                    ]
+                    ],
+                    layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"),
                 ),
                 self.transcript,
                 self.input,

@@ -408,7 +408,7 @@ def test_picked_dataframes_go_with_the_next_message_and_show_folded(
     assert turn is not None and turn.prompt == sent  # the history keeps what was sent
     assert panel.context_picker.value == ()  # attached once, to that message
     shown = " ".join(html_values(panel.transcript))
-    assert "<details" in shown and "📎 sales (100 × 2)" in shown
+    assert "<details" in shown and "attached: sales (100 × 2)" in shown
     send(panel, "And without the frame?")
     panel.wait(10)
     assert "<dataframe" not in server.chat_requests[-1].json["messages"][-1]["content"]

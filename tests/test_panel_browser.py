@@ -203,6 +203,7 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             text = panel.locator(".nbchat-transcript").inner_text()
             assert '<script>window.pwned = "script"</script>' in text
             assert "<img src=x onerror=" in text
+            panel.screenshot(path=str(ARTIFACTS / f"panel-{kind}-later.png"))
 
             prompts = [r.json["messages"][-1]["content"] for r in server.chat_requests]
             assert prompts[1].startswith('Now a slow one\n\n<dataframe name="sales"')
