@@ -159,6 +159,17 @@ class _LiveReply:
         )
         self.view.add_class("nbchat-turn")
         self.display = CellDisplay(_WidgetSink(self.outputs, on_update), policy=UpdatePolicy())
+        self._pieces_counted = 0
+        self._characters = 0
+
+    def characters(self) -> int:
+        """Characters of text so far, counting only the pieces new since the last call: the
+        status line asks on every redraw, and summing the whole reply each time would grow
+        with the square of its length."""
+        pieces = self.reply.text_pieces()
+        self._characters += sum(len(piece) for piece in pieces[self._pieces_counted :])
+        self._pieces_counted = len(pieces)
+        return self._characters
 
     def __call__(self, reply: Reply) -> None:
         self.display(reply)
@@ -403,7 +414,7 @@ class ChatPanel:
         """Every reply of the session, from this panel, another, or a ``%%chat`` cell."""
         if reply.status == "pending":
             with self._lock:
-                self._live = _LiveReply(reply, lambda: self._streaming_status(reply))
+                self._live = _LiveReply(reply, self._streaming_status)
                 self._sync()
             self._set_busy(True)
             self._set_status(f"asking {html.escape(reply.model)}…")
@@ -533,8 +544,12 @@ class ChatPanel:
         text = message if not error else html.escape(message)
         self.status.value = f'<span style="color: {colour}; font-size: 0.9em">{text}</span>'
 
-    def _streaming_status(self, reply: Reply) -> None:
-        characters = sum(len(piece) for piece in reply.text_pieces())
+    def _streaming_status(self) -> None:
+        live = self._live
+        if live is None:
+            return
+        reply = live.reply
+        characters = live.characters()
         self._set_status(
             f"streaming {html.escape(reply.model)}… {characters:,} characters · "
             f"{reply.elapsed:.1f} s"
