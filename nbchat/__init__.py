@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "APIKey",
@@ -33,36 +33,42 @@ _LAZY = {
     "APIKey": "nbchat.config",
     "Settings": "nbchat.config",
     "ChatClient": "nbchat.client",
-    "ChatStream": "nbchat.client",
+    "ChatStream": "nbchat.stream",
     "ChatRequest": "nbchat.protocol",
     "ChatResult": "nbchat.protocol",
     "NbChatError": "nbchat.errors",
     "ChatSession": "nbchat.session",
-    "Reply": "nbchat.session",
-    "get_session": "nbchat.session",
+    "Reply": "nbchat.reply",
+    "get_session": "nbchat.notebook",
     "ChatPanel": "nbchat.panel",
     "summarize": "nbchat.frames",
 }
 
 if TYPE_CHECKING:
-    from .client import ChatClient, ChatStream
+    from .client import ChatClient
     from .config import APIKey, Settings
     from .errors import NbChatError
     from .frames import summarize
+    from .notebook import get_session
     from .panel import ChatPanel
     from .protocol import ChatRequest, ChatResult
-    from .session import ChatSession, Reply, get_session
+    from .reply import Reply
+    from .session import ChatSession
+    from .stream import ChatStream
 
 _extension_magics: dict[int, Any] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbchat``: register ``%%chat``/``%chat`` and follow cell ids."""
-    from .magics import ChatMagics
+    from .magics import ChatMagics, keep_question_marks
 
     magics = ChatMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks not in cleanup:
+        cleanup.append(keep_question_marks)
     _extension_magics[id(ipython)] = magics
 
 
@@ -71,6 +77,11 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = _extension_magics.pop(id(ipython), None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+    from .magics import keep_question_marks
+
+    cleanup = getattr(ipython, "input_transformers_cleanup", None)
+    if cleanup is not None and keep_question_marks in cleanup:
+        cleanup.remove(keep_question_marks)
 
 
 def __getattr__(name: str) -> Any:

@@ -19,19 +19,21 @@ from __future__ import annotations
 import logging
 import re
 import reprlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from .errors import NotAFrameError, SummaryError, UndefinedNameError
 
 __all__ = [
     "MAX_REPR",
     "MAX_TEXT",
-    "SummaryError",
-    "attachments",
+    "Field",
     "bounded_text",
+    "fields",
+    "frame_attachment",
     "frame_summary",
-    "interpolate",
     "mentioned_columns",
-    "prompt_text",
-    "referenced_names",
+    "value_text",
 ]
 
 MAX_TEXT = 100_000
@@ -66,10 +68,6 @@ def bounded_text(value: object) -> str:
     except Exception as error:  # a broken __repr__ must not break the question
         text = f"<{type(value).__name__} object; repr failed: {error}>"
     return _cut(text, MAX_REPR)
-
-
-class SummaryError(ValueError):
-    """A dataframe could not be summarized; the message is one line, for the user."""
 
 
 def _column_names(value: object) -> list[str]:
@@ -125,87 +123,77 @@ def frame_summary(
         log.debug("nbchat: summarizing %r failed", name, exc_info=True)
         reason = " ".join(str(error).split())[:200] or "no message"
         raise SummaryError(
-            f"could not summarize {name!r} ({type(error).__name__}: {reason}); "
-            f"send text instead: text = str({name}.head()), then {{text}} in the prompt"
+            f"could not summarize {name!r} ({type(error).__name__}: {reason})",
+            name=name,
+            hint=f"send text instead: text = str({name}.head()), then {{text}} in the prompt",
         ) from error
 
 
-def prompt_text(
+def value_text(
     name: str, value: object, *, prompt: str = "", tokens: int = 1000, rows: int = 0
-) -> str:
-    """What ``{name}`` becomes: a summary for a dataframe, bounded text for anything else."""
-    from .frames import is_frame
+) -> tuple[str, str | None]:
+    """What ``{name}`` becomes, and the label to fold it under: a dataframe or array gives its
+    summary and a label; anything else bounded text and None (it is shown as typed)."""
+    from .frames import frame_label, is_frame
 
     if is_frame(value):
-        return frame_summary(name, value, prompt=prompt, tokens=tokens, rows=rows)
-    return bounded_text(value)
+        summary = frame_summary(name, value, prompt=prompt, tokens=tokens, rows=rows)
+        return summary, f"{name} · {frame_label(value)}"
+    return bounded_text(value), None
 
 
-def attachments(
-    names: Sequence[str],
+def frame_attachment(
+    name: str,
     namespace: Mapping[str, object],
     *,
     prompt: str = "",
     tokens: int = 1000,
     rows: int = 0,
-) -> list[str]:
-    """Summaries of the named dataframes, for ``--df`` and the panel's context picker.
-
-    Raises ``LookupError`` for a name that is not defined and ``TypeError`` for a value that
-    is not a dataframe or array, each with a one-line message that says what to do.
-    """
-    if not names:
-        return []
+) -> tuple[str, str]:
+    """The summary of the dataframe ``name`` and its label, for ``--df`` and the panel's
+    context picker; a name that is undefined or not a frame is a :class:`ContextError`."""
     from .frames import is_frame
 
-    summaries = []
-    for name in names:
-        if name not in namespace:
-            raise LookupError(
-                f"{name!r} is not defined in the notebook; run the cell that makes it"
-            )
-        value = namespace[name]
-        if not is_frame(value):
-            raise TypeError(
-                f"{name!r} is a {type(value).__module__}.{type(value).__qualname__}, not a "
-                "pandas or polars dataframe or a numpy array; use {" + name + "} in the prompt"
-            )
-        summaries.append(frame_summary(name, value, prompt=prompt, tokens=tokens, rows=rows))
-    return summaries
+    if name not in namespace:
+        raise UndefinedNameError(
+            f"{name!r} is not defined in the notebook", name=name, hint="run the cell that makes it"
+        )
+    value = namespace[name]
+    if not is_frame(value):
+        raise NotAFrameError(
+            f"{name!r} is a {type(value).__module__}.{type(value).__qualname__}, not a "
+            "pandas or polars dataframe or a numpy array",
+            name=name,
+            hint="use {" + name + "} in the prompt",
+        )
+    summary, label = value_text(name, value, prompt=prompt, tokens=tokens, rows=rows)
+    return summary, label or name
 
 
-def referenced_names(template: str, namespace: Mapping[str, object]) -> list[str]:
-    """The names ``interpolate`` would replace, in order of first use."""
-    names: dict[str, None] = {}
-    for match in _FIELD.finditer(template):
-        name = match.group(1)
-        if name is not None and name in namespace:
-            names[name] = None
-    return list(names)
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A ``{name}`` of a prompt whose name is defined, with the value it names."""
+
+    name: str
+    value: object
 
 
-def interpolate(
-    template: str,
-    namespace: Mapping[str, object],
-    *,
-    format_value: Callable[[str, object], str] | None = None,
-) -> str:
-    """Replace each ``{name}`` defined in ``namespace``; leave every other brace alone.
+def fields(template: str, namespace: Mapping[str, object]) -> Iterator[str | Field]:
+    """``template`` as literal text and :class:`Field` pieces, in order.
 
-    ``format_value(name, value)`` turns a value into text (default: :func:`prompt_text`, with
-    the template as the prompt whose column names a summary keeps).
+    Only a ``{name}`` whose name is defined in ``namespace`` becomes a field; every other brace
+    stays as typed, and ``{{``/``}}`` become single braces.
     """
-
-    def substitute(match: re.Match[str]) -> str:
+    position = 0
+    for match in _FIELD.finditer(template):
         matched = match.group(0)
-        if matched in ("{{", "}}"):
-            return matched[0]
         name = match.group(1)
-        if name not in namespace:
-            return matched
-        value = namespace[name]
-        if format_value is not None:
-            return format_value(name, value)
-        return prompt_text(name, value, prompt=template)
-
-    return _FIELD.sub(substitute, template)
+        if name is not None and name not in namespace:
+            continue  # stays in the literal text around it
+        yield template[position : match.start()]
+        position = match.end()
+        if name is None:
+            yield matched[0]  # "{{" or "}}"
+        else:
+            yield Field(name, namespace[name])
+    yield template[position:]

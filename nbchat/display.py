@@ -12,43 +12,31 @@ footer and any reasoning folded away), ``text/markdown`` and ``text/plain`` hold
 Markdown source exactly, and metadata naming the model and usage. That is what is saved in the
 notebook, exported, and read back by tools.
 
-Without rich display (terminal IPython) the text is streamed to stdout as it arrives.
+What each piece looks like is :mod:`nbchat.views`'s; this module decides only when it is drawn
+and where it goes (an :class:`OutputSink`). Terminal IPython uses :mod:`nbchat.terminal`.
 """
 
 from __future__ import annotations
 
 import contextvars
-import html
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 
-from .render import IncrementalRenderer, render_markdown
-from .session import Reply
+from . import views
+from .incremental import IncrementalRenderer
+from .render import render_markdown
+from .reply import Reply
 
 __all__ = [
     "CellDisplay",
     "IPythonSink",
     "OutputSink",
-    "PlainDisplay",
     "UpdatePolicy",
     "final_bundle",
-    "supports_rich_output",
 ]
-
-_MUTED = "color: var(--jp-ui-font-color2, #777); font-size: 0.85em"
-_REASONING_PREVIEW = 600  # characters of reasoning shown while the model thinks
-
-
-def supports_rich_output(shell: Any) -> bool:
-    """Whether ``shell`` shows HTML: a kernel does; terminal IPython's publisher prints text."""
-    from IPython.core.displaypub import DisplayPublisher
-
-    publisher = getattr(shell, "display_pub", None)
-    return publisher is not None and type(publisher) is not DisplayPublisher
 
 
 class OutputSink(Protocol):
@@ -129,42 +117,6 @@ class UpdatePolicy:
         self._next = self.clock() + interval
 
 
-def _footer(reply: Reply, note: str = "") -> str:
-    result = reply.result
-    parts = [html.escape(result.model or reply.model)]
-    usage = result.usage
-    if usage is not None and usage.total_tokens is not None:
-        if usage.prompt_tokens is not None and usage.completion_tokens is not None:
-            parts.append(f"{usage.prompt_tokens:,} → {usage.completion_tokens:,} tokens")
-        else:
-            parts.append(f"{usage.total_tokens:,} tokens")
-    parts.append(f"{reply.elapsed:.1f} s")
-    if note:
-        parts.append(html.escape(note))
-    return f'<div class="nbchat-footer" style="{_MUTED}">{" · ".join(parts)}</div>'
-
-
-def _reasoning_html(reasoning: str) -> str:
-    if not reasoning.strip():
-        return ""
-    return (
-        f'<details class="nbchat-reasoning"><summary style="{_MUTED}">Reasoning</summary>'
-        f"{render_markdown(reasoning)}</details>"
-    )
-
-
-def _thinking_preview(reasoning: str) -> str:
-    tail = reasoning[-_REASONING_PREVIEW:]
-    cut = "…" if len(reasoning) > len(tail) else ""
-    return (
-        f'<div class="nbchat-thinking" style="{_MUTED}; white-space: pre-wrap">'
-        f"Thinking… {cut}{html.escape(tail)}</div>"
-    )
-
-
-_STATUS_NOTES = {"interrupted": "interrupted", "failed": "failed"}
-
-
 def final_bundle(
     reply: Reply, renderers: dict[int, IncrementalRenderer] | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -172,26 +124,22 @@ def final_bundle(
     renderers = renderers or {}
     result = reply.result
     texts = reply.texts()
-    reasonings = reply.reasonings()
-    sections: list[str] = []
-    many = len(texts) > 1
+    bodies = []
     for index, text in enumerate(texts):
-        renderer = renderers.get(index) or IncrementalRenderer()
-        parts = renderer.update(text)
-        body = "".join(parts.finished) + parts.tail
-        heading = f"<h4>Choice {index + 1}</h4>" if many else ""
-        reasoning = reasonings[index] if index < len(reasonings) else ""
-        sections.append(heading + _reasoning_html(reasoning) + body)
-    note = _STATUS_NOTES.get(reply.status, "")
-    html_text = '<div class="nbchat-reply">' + "".join(sections) + _footer(reply, note) + "</div>"
-    if many:
-        markdown = "\n\n".join(f"#### Choice {i + 1}\n\n{text}" for i, text in enumerate(texts))
+        parts = (renderers.get(index) or IncrementalRenderer()).update(text)
+        bodies.append("".join(parts.finished) + parts.tail)
+    html_text = views.reply_html(bodies, views.Footing.of_reply(reply), reply.reasonings())
+    if len(texts) > 1:
+        markdown = "\n\n".join(
+            f"{views.choice_heading(i + 1, markdown=True)}\n\n{text}"
+            for i, text in enumerate(texts)
+        )
     else:
         markdown = texts[0]
     usage = result.usage
     metadata = {
         "nbchat": {
-            "model": result.model or reply.model,
+            "model": reply.answered_model,
             "status": reply.status,
             "finish_reason": result.finish_reason,
             "usage": dict(usage.raw) if usage is not None else None,
@@ -229,7 +177,7 @@ class CellDisplay:
     def __call__(self, reply: Reply) -> None:
         with self._lock:
             if reply.status == "pending":
-                self._open(f'<div style="{_MUTED}">⋯ asking {html.escape(reply.model)}</div>')
+                self._open(views.placeholder_html(reply.model))
             elif reply.status == "streaming":
                 if self.policy.due():
                     self._cancel_timer()
@@ -276,7 +224,7 @@ class CellDisplay:
         text = texts[0]
         if not text:
             reasoning = reply.reasonings()[0]
-            tail = _thinking_preview(reasoning) if reasoning else ""
+            tail = views.thinking_html(reasoning) if reasoning else ""
             finished_html = ""
         else:
             parts = self.renderer.update(text, highlight_tail=False)
@@ -304,9 +252,9 @@ class CellDisplay:
         """Several choices grow side by side: redraw them all in one output (rare and short)."""
         started = time.perf_counter()
         body = "".join(
-            f"<h4>Choice {i + 1}</h4>{render_markdown(text)}" for i, text in enumerate(texts)
+            views.choice_heading(i + 1) + render_markdown(text) for i, text in enumerate(texts)
         )
-        body += f'<div style="{_MUTED}">⋯ {html.escape(reply.model)}</div>'
+        body += views.streaming_marker_html(reply.model)
         self._send(body, replace=True)
         self._tail_shown = body
         self.policy.record(
@@ -329,47 +277,3 @@ class CellDisplay:
         self.sink.clear(wait=True)
         self.sink.show(data, metadata, uuid.uuid4().hex)
         self.updates += 1
-
-
-class PlainDisplay:
-    """Streams a reply as plain text, for shells that cannot show HTML (terminal IPython)."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-        self._pieces_written = 0
-        self._chars_written = 0
-
-    def _out(self) -> TextIO:
-        return self.stream or sys.stdout
-
-    def __call__(self, reply: Reply) -> None:
-        if reply.status == "pending":
-            return
-        out = self._out()
-        if reply.status == "streaming":
-            # Only the pieces that arrived since the last call: no join of the whole reply.
-            pieces = reply.text_pieces()
-            new = "".join(pieces[self._pieces_written :])
-            self._pieces_written = len(pieces)
-            if new:
-                out.write(new)
-                self._chars_written += len(new)
-                out.flush()
-            return
-        texts = reply.texts()
-        text = texts[0]
-        out.write(text[self._chars_written :])
-        self._chars_written = len(text)
-        for index, other in enumerate(texts[1:], start=2):
-            out.write(f"\n\n--- choice {index} ---\n{other}")
-        result = reply.result
-        usage = result.usage
-        pieces = [result.model or reply.model]
-        if usage is not None and usage.total_tokens is not None:
-            pieces.append(f"{usage.total_tokens:,} tokens")
-        pieces.append(f"{reply.elapsed:.1f} s")
-        if reply.status != "done":
-            pieces.append(reply.status)
-        if text or reply.status != "failed":
-            out.write(f"\n[{' · '.join(pieces)}]\n")
-        out.flush()

@@ -8,6 +8,10 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── ConfigError                  settings that cannot work (no key, bad URL, bad value)
     ├── RequestValidationError       a request field out of its range, refused before sending
     ├── BusyError                    a second reply asked for while one is in flight
+    ├── ContextError                 a variable cannot go into a prompt as asked
+    │   ├── UndefinedNameError       the name is not defined in the notebook
+    │   ├── NotAFrameError           --df / the picker named something that is not a frame
+    │   └── SummaryError             the frame's own library failed to describe it
     ├── TransportError               no HTTP answer at all
     │   ├── ConnectError             refused, DNS failure, TLS failure
     │   └── TransportTimeoutError    connect timeout or no bytes for the read timeout
@@ -35,17 +39,21 @@ __all__ = [
     "BusyError",
     "ConfigError",
     "ConnectError",
+    "ContextError",
     "InStreamError",
     "IncompleteStreamError",
     "MalformedChunkError",
     "NbChatError",
+    "NotAFrameError",
     "NotFoundError",
     "RateLimitError",
     "RequestValidationError",
     "ServerError",
     "StreamError",
+    "SummaryError",
     "TransportError",
     "TransportTimeoutError",
+    "UndefinedNameError",
 ]
 
 
@@ -75,6 +83,27 @@ class RequestValidationError(NbChatError, ValueError):
 
 class BusyError(NbChatError):
     """A reply is already streaming in this session; one at a time."""
+
+
+class ContextError(NbChatError):
+    """A notebook variable cannot go into a prompt as asked; nothing was sent."""
+
+    def __init__(self, message: str, *, name: str, hint: str | None = None) -> None:
+        self.name = name
+        """The variable the prompt named."""
+        super().__init__(message, hint=hint)
+
+
+class UndefinedNameError(ContextError):
+    """The prompt or ``--df`` named a variable the notebook has not defined."""
+
+
+class NotAFrameError(ContextError):
+    """``--df`` or the context picker named a value that is not a dataframe or an array."""
+
+
+class SummaryError(ContextError):
+    """The frame's own library failed while it was being described (an exotic dtype…)."""
 
 
 class TransportError(NbChatError):

@@ -1,21 +1,19 @@
-"""The chat-completions contract: a typed request, and the assembly of a streamed reply.
+"""The chat-completions contract: a typed request, and the shape of a reply.
 
 ``ChatRequest`` carries every field of the chat-completions schema and refuses out-of-range
 values *before* anything is sent, naming the field and its range; provider features that the
 schema does not name (``seed``, ``response_format``, ``reasoning_effort``…) travel in ``extra``.
 
-``StreamAccumulator`` folds stream chunks into a ``ChatResult``. Providers differ in many small
-ways and it tolerates all the ones seen in the wild: choices interleaved by ``index`` (n > 1),
-reasoning as ``reasoning_content`` (DeepSeek, xAI, Qwen), ``reasoning`` (Ollama, OpenRouter) or
-typed ``thinking`` parts (Mistral), ``usage`` on every chunk (keep the last, never add), a final
-usage-only chunk with empty ``choices``, chunks without ``delta``, tool calls with or without an
-``index``, in-band ``error`` objects, and fields nobody has heard of.
+``ChatResult`` (its ``Choice``, ``ToolCall`` and ``Usage``) is what a reply becomes, whether it
+was streamed or sent whole; :mod:`nbchat.accumulator` builds it from the wire's chunks. Both
+sides of the wire share these types, so they live apart from the folding logic and import only
+the error tree.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +23,13 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "Choice",
-    "StreamAccumulator",
+    "Message",
     "ToolCall",
     "Usage",
 ]
 
 Message = dict[str, Any]
+"""One chat message as sent: a ``role`` and its ``content`` (and any provider fields)."""
 
 _MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _MAX_STOP_SEQUENCES = 4
@@ -101,21 +100,35 @@ class ChatRequest:
         cls, model: str, messages: list[Message], params: Mapping[str, Any] | None = None
     ) -> ChatRequest:
         """Make a request from a flat mapping, sorting named fields from provider extras."""
+        request = cls(model=model, messages=messages, **cls._sorted_params(params or {}))
+        request.validate()
+        return request
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Raise ``RequestValidationError`` when a default parameter (``%chat config``) is out
+        of range, before any request is made with it."""
+        cls(model="", messages=[], **cls._sorted_params(params)).validate_params()
+
+    @classmethod
+    def _sorted_params(cls, params: Mapping[str, Any]) -> dict[str, Any]:
         named: dict[str, Any] = {}
         extra: dict[str, Any] = {}
-        for key, value in (params or {}).items():
+        for key, value in params.items():
             (named if key in cls.FIELDS else extra)[key] = value
         if isinstance(named.get("logit_bias"), Mapping):
             named["logit_bias"] = dict(named["logit_bias"])
-        request = cls(model=model, messages=messages, extra=extra, **named)
-        request.validate()
-        return request
+        return {**named, "extra": extra}
 
     def validate(self) -> None:
         """Raise ``RequestValidationError`` naming the first field that is out of range."""
         if not isinstance(self.model, str) or not self.model.strip():
             raise RequestValidationError("model", "must be a non-empty model id")
         self._validate_messages()
+        self.validate_params()
+
+    def validate_params(self) -> None:
+        """Check every field but the model and the messages."""
         if self.temperature is not None:
             _require_number("temperature", self.temperature, 0, 2)
         if self.top_p is not None:
@@ -269,218 +282,3 @@ class ChatResult:
     @property
     def finish_reason(self) -> str | None:
         return self.choices[0].finish_reason if self.choices else None
-
-    @classmethod
-    def from_completion(cls, body: Mapping[str, Any]) -> ChatResult:
-        """Read a non-streamed ``chat.completion`` object."""
-        accumulator = StreamAccumulator()
-        accumulator.add_completion(body)
-        return accumulator.result(done=True)
-
-
-class _ChoiceParts:
-    """The growing pieces of one choice; joined only when someone asks."""
-
-    __slots__ = ("finish_reason", "reasoning", "refusal", "text", "tool_calls")
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
-        self.refusal: list[str] = []
-        self.finish_reason: str | None = None
-        self.tool_calls: list[list[Any]] = []  # [index, id, name, [argument pieces]]
-
-    def add_content(self, content: Any) -> None:
-        if isinstance(content, str):
-            self.text.append(content)
-            return
-        if not isinstance(content, list):
-            return
-        for part in content:  # typed parts, e.g. Mistral's thinking/text
-            if not isinstance(part, dict):
-                continue
-            kind = part.get("type")
-            if kind == "text" and isinstance(part.get("text"), str):
-                self.text.append(part["text"])
-            elif kind == "thinking":
-                thinking = part.get("thinking")
-                if isinstance(thinking, str):
-                    self.reasoning.append(thinking)
-                elif isinstance(thinking, list):
-                    self.reasoning.extend(
-                        p["text"]
-                        for p in thinking
-                        if isinstance(p, dict) and isinstance(p.get("text"), str)
-                    )
-
-    def add_tool_calls(self, calls: Any) -> None:
-        if not isinstance(calls, list):
-            return
-        for call in calls:
-            if not isinstance(call, dict):
-                continue
-            function = call.get("function") or {}
-            index, call_id = call.get("index"), call.get("id")
-            name = function.get("name") if isinstance(function, dict) else None
-            slot = None
-            if index is not None:
-                slot = next((s for s in self.tool_calls if s[0] == index), None)
-            elif self.tool_calls and (call_id == self.tool_calls[-1][1] if call_id else not name):
-                # No index (Mistral): a fragment continues the last call unless it starts one.
-                slot = self.tool_calls[-1]
-            if slot is None:
-                slot = [index, None, "", []]
-                self.tool_calls.append(slot)
-            if call_id:
-                slot[1] = call_id
-            if isinstance(name, str) and name != slot[2]:
-                slot[2] += name  # some servers repeat the whole name in every fragment
-            arguments = function.get("arguments") if isinstance(function, dict) else None
-            if isinstance(arguments, str):
-                slot[3].append(arguments)
-
-    def freeze(self, index: int) -> Choice:
-        return Choice(
-            index=index,
-            text="".join(self.text),
-            reasoning="".join(self.reasoning),
-            refusal="".join(self.refusal),
-            finish_reason=self.finish_reason,
-            tool_calls=tuple(ToolCall(s[1], s[2], "".join(s[3])) for s in self.tool_calls),
-        )
-
-
-class StreamAccumulator:
-    """Folds ``chat.completion.chunk`` objects into a :class:`ChatResult`.
-
-    ``add`` is on the hot path of every stream, so it does the least it can: it appends text
-    pieces and joins them only when :meth:`result` or :meth:`text` is called.
-    """
-
-    __slots__ = (
-        "_choices",
-        "created",
-        "errors",
-        "id",
-        "model",
-        "system_fingerprint",
-        "usage",
-        "warnings",
-    )
-
-    def __init__(self) -> None:
-        self._choices: dict[int, _ChoiceParts] = {}
-        self.id: str | None = None
-        self.model: str | None = None
-        self.created: int | None = None
-        self.system_fingerprint: str | None = None
-        self.usage: Mapping[str, Any] | None = None
-        self.errors: list[Mapping[str, Any]] = []
-        self.warnings: list[str] = []
-
-    def add(self, chunk: Mapping[str, Any]) -> None:
-        """Take one parsed chunk. Unknown fields are ignored; nothing here raises on odd input."""
-        if self.id is None and chunk.get("id"):
-            self.id = chunk["id"]
-            self.model = chunk.get("model") or self.model
-            self.created = chunk.get("created")
-        elif self.model is None and chunk.get("model"):
-            self.model = chunk["model"]
-        if self.system_fingerprint is None and chunk.get("system_fingerprint"):
-            self.system_fingerprint = chunk["system_fingerprint"]
-        usage = chunk.get("usage")
-        if usage:
-            self.usage = usage
-        error = chunk.get("error")
-        if error:
-            self.errors.append(error if isinstance(error, dict) else {"message": str(error)})
-        warnings = chunk.get("warnings")
-        if warnings:
-            self._add_warnings(warnings)
-        for choice in chunk.get("choices") or ():
-            if not isinstance(choice, dict):
-                continue
-            index = choice.get("index") or 0
-            if not isinstance(index, int):
-                index = int(index) if isinstance(index, str) and index.isdecimal() else 0
-            parts = self._choices.get(index)
-            if parts is None:
-                parts = self._choices[index] = _ChoiceParts()
-            delta = choice.get("delta")
-            if delta and isinstance(delta, dict):
-                content = delta.get("content")
-                if content:
-                    parts.add_content(content)
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                if reasoning and isinstance(reasoning, str):
-                    parts.reasoning.append(reasoning)
-                refusal = delta.get("refusal")
-                if refusal and isinstance(refusal, str):
-                    parts.refusal.append(refusal)
-                tool_calls = delta.get("tool_calls")
-                if tool_calls:
-                    parts.add_tool_calls(tool_calls)
-            finish_reason = choice.get("finish_reason")
-            if finish_reason:
-                parts.finish_reason = finish_reason
-
-    def add_completion(self, body: Mapping[str, Any]) -> None:
-        """Take a whole non-streamed ``chat.completion``: its messages become one delta each."""
-        choices = [
-            {
-                "index": c.get("index", i),
-                "delta": c.get("message") or {},
-                "finish_reason": c.get("finish_reason"),
-            }
-            for i, c in enumerate(body.get("choices") or ())
-            if isinstance(c, dict)
-        ]
-        self.add({**body, "choices": choices})
-
-    def _add_warnings(self, warnings: Any) -> None:
-        for warning in warnings if isinstance(warnings, list) else [warnings]:
-            if isinstance(warning, dict):
-                message = warning.get("message") or warning.get("type")
-                if message:
-                    self.warnings.append(str(message))
-            elif warning:
-                self.warnings.append(str(warning))
-
-    @property
-    def finished(self) -> bool:
-        """Every choice seen so far has a finish_reason (and there is at least one)."""
-        return bool(self._choices) and all(c.finish_reason for c in self._choices.values())
-
-    def text(self, index: int = 0) -> str:
-        """The answer of one choice so far."""
-        parts = self._choices.get(index)
-        return "".join(parts.text) if parts else ""
-
-    def text_pieces(self, index: int = 0) -> Sequence[str]:
-        """The answer of one choice as the pieces that arrived, not joined: a reader that
-        follows a stream takes the pieces past the ones it has seen, without copying the rest."""
-        parts = self._choices.get(index)
-        return parts.text if parts else ()
-
-    def reasoning(self, index: int = 0) -> str:
-        """The reasoning of one choice so far."""
-        parts = self._choices.get(index)
-        return "".join(parts.reasoning) if parts else ""
-
-    @property
-    def choice_indexes(self) -> list[int]:
-        return sorted(self._choices)
-
-    def result(self, *, done: bool) -> ChatResult:
-        """Freeze what has arrived. ``done``: the stream ended with ``[DONE]`` (or a full body)."""
-        return ChatResult(
-            choices=tuple(self._choices[i].freeze(i) for i in sorted(self._choices)),
-            usage=Usage.from_json(self.usage) if isinstance(self.usage, Mapping) else None,
-            id=self.id,
-            model=self.model,
-            created=self.created,
-            system_fingerprint=self.system_fingerprint,
-            complete=(done or self.finished) and not self.errors,
-            errors=tuple(self.errors),
-            warnings=tuple(self.warnings),
-        )

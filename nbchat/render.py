@@ -1,4 +1,4 @@
-"""Untrusted Markdown in, safe HTML out: whole, or incrementally while a reply streams.
+"""Untrusted Markdown in, safe HTML out.
 
 A model's reply is untrusted input that lands in a notebook output, where HTML runs with the
 notebook's privileges. So the parser is configured to treat Markdown as Markdown and nothing more:
@@ -23,21 +23,18 @@ and are written back escaped between ``$…$`` (inline) or ``$$…$$`` (display)
 JupyterLab, Notebook 7 and classic Notebook all typeset.
 
 Link reference definitions (``[x]: https://…``) are switched off: a definition at the end of a
-reply would change links in paragraphs already shown, which the incremental renderer promises
+reply would change links in paragraphs already shown, which :mod:`nbchat.incremental` promises
 never to do. They show as text, like a link to nowhere.
 
-:class:`IncrementalRenderer` keeps what is finished. A reply is a sequence of top-level blocks;
-a block is *finished* once no text that may still arrive can change it, and from then on its
-HTML is cached and its source is never parsed again (see :func:`_finished_count` for the rule).
+There is one configured parser, :func:`markdown_parser`. :mod:`nbchat.incremental` and
+:mod:`nbchat.codeblocks` parse with it too, so what they call a block or a code block is what
+the reader sees rendered; they render tokens back with :func:`render_tokens`.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 from urllib.parse import unquote
@@ -50,22 +47,14 @@ from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.dollarmath import dollarmath_plugin
-from pygments import highlight  # type: ignore[import-untyped]
+from pygments import highlight, lexers  # type: ignore[import-untyped]
 from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
-from pygments.lexers import get_lexer_by_name  # type: ignore[import-untyped]
 from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 
-__all__ = [
-    "CodeBlock",
-    "IncrementalRenderer",
-    "RenderedParts",
-    "code_blocks",
-    "first_code_block",
-    "render_markdown",
-]
+__all__ = ["markdown_parser", "normalize", "render_markdown", "render_tokens"]
 
 
-# --- URLs --------------------------------------------------------------------------------------
+# --- URLs -----------------------------------------------------------------------------------------
 
 _REFUSED_SCHEMES = ("javascript:", "vbscript:", "file:", "data:")
 # Browsers drop tabs and newlines anywhere in a URL and C0 controls or spaces around it.
@@ -83,7 +72,7 @@ def _is_safe_url(url: str) -> bool:
     return not squashed.startswith(_REFUSED_SCHEMES)
 
 
-# --- code --------------------------------------------------------------------------------------
+# --- code -----------------------------------------------------------------------------------------
 
 _FORMATTER = HtmlFormatter(noclasses=True, nowrap=True)
 # Tokens that the style leaves uncoloured inherit the theme's text colour, which is light in a
@@ -96,23 +85,25 @@ _PRE_STYLE = (
 )
 _CODE_STYLE = "background: transparent; padding: 0"
 _MAX_LANGUAGE_NAME = 40
+_PLAIN_CODE = "plain_code"  # an env key: when true, fences are not highlighted
 
 
 @lru_cache(maxsize=256)
 def _lexer(name: str) -> Any:
     """The Pygments lexer for a fence's language name, or None when Pygments has none.
 
-    Cached, misses included: a miss makes Pygments scan its plugin entry points.
+    Cached, misses included: a miss makes Pygments scan its plugin entry points. The lookup is
+    made through :mod:`pygments.lexers` at call time, so replacing it there is seen here.
     """
     if len(name) > _MAX_LANGUAGE_NAME:
         return None
     try:
-        return get_lexer_by_name(name, stripnl=False)
+        return lexers.get_lexer_by_name(name, stripnl=False)
     except ClassNotFound:
         return None
 
 
-# --- math --------------------------------------------------------------------------------------
+# --- math -----------------------------------------------------------------------------------------
 
 
 def _math_inline_brackets(state: StateInline, silent: bool) -> bool:
@@ -188,7 +179,7 @@ def _math_block_brackets(state: StateBlock, start_line: int, end_line: int, sile
     return True
 
 
-# --- rendering ---------------------------------------------------------------------------------
+# --- the safe renderer ----------------------------------------------------------------------------
 
 
 def _inside_link(tokens: Sequence[Token], idx: int) -> bool:
@@ -235,7 +226,7 @@ class _SafeRenderer(RendererHTML):
         token = tokens[idx]
         info = unescapeAll(token.info).split(maxsplit=1)
         lexer = _lexer(info[0].lower()) if info else None
-        if lexer is None or env.get("plain_code"):
+        if lexer is None or env.get(_PLAIN_CODE):
             return f"<pre><code>{escapeHtml(token.content)}</code></pre>\n"
         spans = str(highlight(token.content, lexer, _FORMATTER))
         language = escapeHtml(str(lexer.aliases[0]))
@@ -270,8 +261,12 @@ class _SafeMarkdownIt(MarkdownIt):
 
 
 @cache
-def _markdown() -> MarkdownIt:
-    """The one configured parser, built on first use (it costs a few milliseconds)."""
+def markdown_parser() -> MarkdownIt:
+    """The one configured parser, built on first use (it costs a few milliseconds).
+
+    Everything nbchat parses goes through this instance's ``parse``, so the safety settings
+    above hold wherever a reply is read, and a block means the same thing everywhere.
+    """
     md = _SafeMarkdownIt(
         "commonmark",
         {"html": False, "linkify": False, "typographer": False},
@@ -297,8 +292,9 @@ def _markdown() -> MarkdownIt:
 _NEWLINES = re.compile(r"\r\n?")
 
 
-def _normalize(text: str) -> str:
-    """What markdown-it's ``normalize`` rule does, done first so line offsets agree with it."""
+def normalize(text: str) -> str:
+    """What markdown-it's ``normalize`` rule does, done first so that offsets into the text
+    agree with the line numbers in the tokens (the incremental renderer slices by them)."""
     if "\r" in text:
         text = _NEWLINES.sub("\n", text)
     if "\0" in text:
@@ -306,202 +302,19 @@ def _normalize(text: str) -> str:
     return text
 
 
-def _render_tokens(md: MarkdownIt, tokens: Sequence[Token], env: EnvType) -> str:
+def render_tokens(tokens: Sequence[Token], env: EnvType, *, highlight_code: bool = True) -> str:
+    """The safe HTML of parsed tokens: all of a parse, or a run of whole top-level blocks of it.
+
+    ``highlight_code=False`` leaves fenced code plain: highlighted HTML is several times larger,
+    which matters for the part of a reply that is sent to the page again and again.
+    """
+    md = markdown_parser()
+    if not highlight_code:
+        env = {**env, _PLAIN_CODE: True}
     return str(md.renderer.render(tokens, md.options, env))
 
 
 def render_markdown(text: str) -> str:
     """Render a whole Markdown text to safe HTML (a final reply, or a stored one)."""
-    md = _markdown()
     env: EnvType = {}
-    return _render_tokens(md, md.parse(_normalize(text), env), env)
-
-
-# --- incremental rendering ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedParts:
-    """The HTML of a reply so far, split where it can no longer change."""
-
-    finished: tuple[str, ...]
-    """The HTML of each finished top-level block, in order. Across updates that extend the text
-    this only grows, and an entry never changes: a display may append it once and forget it."""
-    tail: str
-    """The HTML of the blocks still open; replace the previous tail with it. May be empty."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Block:
-    """A top-level block of a parse, as far as deciding whether it is finished needs."""
-
-    start: int
-    """Index of its first token."""
-    line: int
-    """Its first source line."""
-    closes_itself: bool
-    """It ends on a line of its own and takes no continuation lines: an ATX heading, a
-    thematic break, a (necessarily closed) fence, a display-math block."""
-    opens_math: bool
-    """It is not math but starts like display math (``$$`` or ``\\[``): a closing line that
-    arrives later can turn it and every line after it, up to a blank line, into one block."""
-
-
-_SELF_CLOSING = frozenset({"hr", "fence", "math_block"})
-_MATH_OPENERS = ("$$", "\\[")
-_DIGITS_ONLY = re.compile(r"[ \t]*\d+")
-
-
-def _line_starts(source: str) -> list[int]:
-    """Offsets where each line begins; only ``\\n`` ends a line, as in markdown-it."""
-    starts = [0]
-    position = source.find("\n")
-    while position >= 0:
-        starts.append(position + 1)
-        position = source.find("\n", position + 1)
-    return starts
-
-
-def _line(source: str, starts: list[int], number: int) -> str:
-    end = starts[number + 1] - 1 if number + 1 < len(starts) else len(source)
-    return source[starts[number] : end]
-
-
-def _top_level_blocks(tokens: Sequence[Token], source: str, starts: list[int]) -> list[_Block]:
-    blocks = []
-    for index, token in enumerate(tokens):
-        if token.level == 0 and token.nesting >= 0 and token.map is not None:
-            line = token.map[0]
-            closes_itself = token.type in _SELF_CLOSING or (
-                token.type == "heading_open" and token.markup.startswith("#")
-            )
-            opens_math = token.type != "math_block" and _line(source, starts, line).lstrip(
-                " \t"
-            ).startswith(_MATH_OPENERS)
-            blocks.append(_Block(index, line, closes_itself, opens_math))
-    return blocks
-
-
-def _finished_count(source: str, blocks: list[_Block], starts: list[int]) -> int:
-    """How many leading blocks of ``source`` no text appended to it can change.
-
-    Everything above the start of block *k* is final when block *k-1* cannot take in anything
-    from line *k* on, and line *k* cannot turn into a continuation of block *k-1*:
-
-    - a blank line separates them. After a blank line only a list or an indented code block
-      can go on, and whether line *k* is indented enough is known from its first visible
-      character; except that a line of bare digits at the very end is not settled yet: ``2``
-      becomes the list item ``2.`` when the ``.`` arrives.
-    - or block *k-1* closes itself (see :class:`_Block`), line *k* is complete (until then it
-      might become a table's delimiter row, turning a heading above it into a table header),
-      and no block since the last blank line opens math that a later line could close.
-
-    The last block is never finished: more text may extend it.
-    """
-    last_line = len(starts) - 1
-    finished = 0
-    math_may_open = False
-    for k in range(1, len(blocks)):
-        before, line = blocks[k - 1], blocks[k].line
-        math_may_open = math_may_open or before.opens_math
-        if _line(source, starts, line - 1).strip(" \t") == "":
-            math_may_open = False
-            if line < last_line or not _DIGITS_ONLY.fullmatch(_line(source, starts, line)):
-                finished = k
-        elif before.closes_itself and not math_may_open and line < last_line:
-            finished = k
-    return finished
-
-
-class IncrementalRenderer:
-    """Renders a growing reply: finished top-level blocks are rendered once and cached; only the
-    open tail is re-rendered.
-
-    Each :meth:`update` parses only the source after the last finished block, so the work per
-    update follows the size of the open part, not of the whole reply. Its output always equals
-    :func:`render_markdown` of the same text, split into finished blocks and the open tail.
-    """
-
-    __slots__ = ("_finished", "_offset", "_render_seconds", "_text")
-
-    def __init__(self) -> None:
-        self._text = ""  # the (normalized) text of the last update
-        self._offset = 0  # where its open part starts; the finished blocks lie before
-        self._finished: tuple[str, ...] = ()
-        self._render_seconds = 0.0
-
-    @property
-    def render_seconds(self) -> float:
-        """Total ``time.perf_counter()`` time spent in :meth:`update`, for throttling."""
-        return self._render_seconds
-
-    def update(self, text: str, *, highlight_tail: bool = True) -> RenderedParts:
-        """Render ``text``, the whole reply so far.
-
-        Normally it extends the previous text. If it does not (the reply was restarted or
-        edited), rendering starts over, and ``finished`` may then lose or change entries.
-        ``highlight_tail=False`` leaves code in the open tail unhighlighted: highlighted HTML is
-        several times larger, and a live display resends the tail many times; finished blocks
-        are always highlighted.
-        """
-        began = time.perf_counter()
-        try:
-            return self._update(_normalize(text), highlight_tail)
-        finally:
-            self._render_seconds += time.perf_counter() - began
-
-    def _update(self, text: str, highlight_tail: bool = True) -> RenderedParts:
-        if not text.startswith(self._text):
-            self._offset = 0
-            self._finished = ()
-        self._text = text
-        source = text[self._offset :]
-        md = _markdown()
-        env: EnvType = {}
-        tokens = self._parse(source, env)
-        starts = _line_starts(source)
-        blocks = _top_level_blocks(tokens, source, starts)
-        if not blocks:
-            return RenderedParts(self._finished, "")
-        done = _finished_count(source, blocks, starts)
-        if done:
-            self._finished += tuple(
-                _render_tokens(md, tokens[block.start : following.start], env)
-                for block, following in itertools.pairwise(blocks[: done + 1])
-            )
-            self._offset += starts[blocks[done].line]
-        if not highlight_tail:
-            env["plain_code"] = True
-        tail = _render_tokens(md, tokens[blocks[done].start :], env)
-        return RenderedParts(self._finished, tail)
-
-    def _parse(self, source: str, env: EnvType) -> list[Token]:
-        """Parse the open part of the reply (a seam for tests that count the work done)."""
-        return _markdown().parse(source, env)
-
-
-@dataclass(frozen=True)
-class CodeBlock:
-    """A fenced code block of a reply: what a "copy" or "new cell" control hands on."""
-
-    language: str
-    """The first word of the fence's info string (``python`` in ```` ```python ````); may be ""."""
-    code: str
-
-
-def code_blocks(text: str) -> list[CodeBlock]:
-    """The reply's fenced and indented code blocks, in order."""
-    blocks = []
-    for token in _markdown().parse(_normalize(text)):
-        if token.type in ("fence", "code_block"):
-            language = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else ""
-            blocks.append(CodeBlock(language, token.content))
-    return blocks
-
-
-def first_code_block(text: str) -> str | None:
-    """The content of the reply's first fenced code block, or None when it has none."""
-    for token in _markdown().parse(_normalize(text)):
-        if token.type == "fence":
-            return token.content
-    return None
+    return render_tokens(markdown_parser().parse(normalize(text), env), env)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from nbchat.client import ChatClient
 from nbchat.config import Settings
+from nbchat.reply import Reply
+from nbchat.session import ChatSession
 from nbchat.testing import LoopbackServer
 
 _ISOLATED_PREFIXES = ("NBCHAT_", "OPENAI_")
@@ -69,3 +71,17 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def follow(session: ChatSession, observer: Callable[[Reply], None]) -> Callable[[], None]:
+    """Follow every reply event of ``session`` with one observer; returns the function that
+    stops it."""
+    stops = [
+        session.on(event, observer) for event in ("reply_started", "reply_updated", "reply_ended")
+    ]
+
+    def stop() -> None:
+        for each in stops:
+            each()
+
+    return stop

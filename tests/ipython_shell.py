@@ -92,7 +92,7 @@ class Shell:
 
 def make_shell(*, rich: bool) -> Iterator[Shell]:
     """A fresh shell: rich output recorded like a kernel's, or plain like a terminal's."""
-    from nbchat import session as session_module
+    from nbchat.notebook import reset_session_for_tests
 
     InteractiveShell.clear_instance()
     shell = InteractiveShell.instance()
@@ -101,10 +101,10 @@ def make_shell(*, rich: bool) -> Iterator[Shell]:
         publisher = RecordingPublisher(shell=shell, parent=shell)
         shell.display_pub = publisher
     shell.run_line_magic("load_ext", "nbchat")
-    session_module.reset_session_for_tests()
+    reset_session_for_tests()
     try:
         yield Shell(shell, publisher)
     finally:
-        session_module.reset_session_for_tests()
+        reset_session_for_tests()
         shell.run_line_magic("unload_ext", "nbchat")
         InteractiveShell.clear_instance()

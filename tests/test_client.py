@@ -3,6 +3,7 @@ retries, every fault kind, and the one-line errors that come out of them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+from urllib3.exceptions import MaxRetryError, NameResolutionError, NewConnectionError
 
 from nbchat.client import ChatClient
 from nbchat.errors import (
@@ -29,7 +32,9 @@ from nbchat.errors import (
     ServerError,
     TransportTimeoutError,
 )
+from nbchat.http_errors import Failure, classify
 from nbchat.protocol import ChatRequest, ChatResult
+from nbchat.secrets import REDACTED, KeyScrubber
 from nbchat.testing import LoopbackServer, RawSSE, Reply, Status
 
 from conftest import fast_settings
@@ -53,6 +58,83 @@ def one_line(error: BaseException) -> str:
     text = str(error)
     assert "\n" not in text, text
     return text
+
+
+class WireTap:
+    """A TCP relay in front of the loopback server, to see what the client does on the wire:
+    how many connections it opens, the bytes the server sends back, when the client hangs up."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.upstream_port = upstream_port
+        self.connections = 0
+        self.from_server = bytearray()
+        self.client_hung_up = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # the listener was shut
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self._lock:
+                self.connections += 1
+                self._sockets += [client, upstream]
+            for source, sink, from_client in ((client, upstream, True), (upstream, client, False)):
+                pump = threading.Thread(target=self._pump, args=(source, sink, from_client))
+                pump.daemon = True
+                pump.start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_client: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if not from_client:
+                    with self._lock:
+                        self.from_server += data
+                sink.sendall(data)
+        if from_client:
+            self.client_hung_up.set()
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def response_head(self) -> list[bytes]:
+        """The status line and headers of the first answer the server sent."""
+        with self._lock:
+            return bytes(self.from_server).split(b"\r\n\r\n")[0].split(b"\r\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+
+@pytest.fixture
+def tap(server: LoopbackServer) -> Iterator[WireTap]:
+    relay = WireTap(server.port)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture
+def tapped(tap: WireTap) -> Iterator[ChatClient]:
+    """A client whose connections pass through ``tap``."""
+    chat_client = ChatClient(fast_settings(tap.base_url))
+    yield chat_client
+    chat_client.close()
 
 
 # -- streaming -------------------------------------------------------------------------------
@@ -104,14 +186,11 @@ def test_chinese_and_emoji_survive_any_network_split(
 
 
 def test_server_without_charset_is_still_read_as_utf8(
-    server: LoopbackServer, client: ChatClient
+    server: LoopbackServer, tap: WireTap, tapped: ChatClient
 ) -> None:
     server.enqueue(Reply(text=CHINESE, chunk_size=2))
-    with client.stream(ask()) as stream:
-        assert stream._response.headers["Content-Type"] == "text/event-stream"
-        for _ in stream:
-            pass
-    assert stream.result is not None and stream.result.text == CHINESE
+    assert run(tapped).text == CHINESE
+    assert b"Content-Type: text/event-stream" in tap.response_head()  # no "; charset=utf-8"
 
 
 def test_reasoning_is_kept_apart_from_the_answer(
@@ -252,14 +331,13 @@ def test_server_that_ignores_stream_true_is_read_whole(
     assert run(client).text == "not streamed"
 
 
-def test_connections_are_pooled(server: LoopbackServer, client: ChatClient) -> None:
+def test_connections_are_pooled(server: LoopbackServer, tap: WireTap, tapped: ChatClient) -> None:
     server.enqueue(Reply(text="one"), Reply(text="two"))
-    run(client)
-    run(client)
-    adapter = client._session().get_adapter(server.base_url)
-    (pool,) = (adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys())
-    assert pool.num_connections == 1
-    assert pool.num_requests == 2
+    assert run(tapped).text == "one"
+    assert run(tapped).text == "two"
+    assert len(server.chat_requests) == 2
+    assert tap.connections == 1  # the second request went over the first one's connection
+    assert not tap.client_hung_up.is_set()
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -383,6 +461,25 @@ def test_unknown_model_404_names_the_model(server: LoopbackServer, client: ChatC
         run(client, ChatRequest.build("gpt-5-ultra", [{"role": "user", "content": "hi"}]))
     message = one_line(caught.value)
     assert "'gpt-5-ultra'" in message and "does not exist" in message
+
+
+def test_echoed_keys_are_cut_by_the_scrubber_the_client_was_given(server: LoopbackServer) -> None:
+    old_key, new_key = "sk-old-echo-0000000000000000", "sk-new-echo-1111111111111111"
+    scrubber = KeyScrubber()
+    client = ChatClient(fast_settings(server.base_url).with_key(old_key), scrubber=scrubber)
+    client.settings = fast_settings(server.base_url).with_key(new_key)
+    server.enqueue(
+        Status(400, body={"error": {"message": f"bad keys {old_key} {new_key}"}}),
+        Reply(text="partial", error_after=2, error_message=f"upstream rejected {new_key}"),
+    )
+    with pytest.raises(APIError) as refused:
+        run(client)
+    assert refused.value.server_message == f"bad keys {REDACTED} {REDACTED}"
+    with pytest.raises(InStreamError) as broke:
+        run(client)
+    assert f"upstream rejected {REDACTED}" in one_line(broke.value)
+    assert new_key not in json.dumps(broke.value.error)
+    assert scrubber.scrub(old_key) == REDACTED  # the caller's scrubber learned both keys
 
 
 def test_redirects_are_not_followed(server: LoopbackServer, client: ChatClient) -> None:
@@ -513,20 +610,45 @@ def test_connection_refused_names_the_host() -> None:
     assert "tried 3 times" in message
 
 
-def test_unknown_host_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    # DNS cannot be reached from here; simulate the resolver's answer, nothing else.
-    real_getaddrinfo = socket.getaddrinfo
-
-    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "no-such-host.invalid":
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolver)
-    settings = fast_settings("https://no-such-host.invalid/v1", backoff_factor=0.01)
+def test_unknown_host_is_named() -> None:
+    # .invalid is reserved (RFC 2606): no resolver anywhere answers for it.
+    settings = fast_settings("https://nbchat-test.invalid/v1", backoff_factor=0.01)
     client = ChatClient(settings.with_key("sk-dns-test-000000000000"))
-    with pytest.raises(ConnectError, match="Cannot resolve host no-such-host.invalid"):
+    with pytest.raises(ConnectError) as caught:
         run(client)
+    message = one_line(caught.value)
+    assert "Cannot resolve host nbchat-test.invalid" in message
+    assert "check the spelling of the base URL" in message
+
+
+def test_tls_to_a_plain_http_server_is_named(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url.replace("http://", "https://")))
+    with pytest.raises(ConnectError) as caught:
+        run(client)
+    message = one_line(caught.value)
+    assert f"TLS handshake with 127.0.0.1:{server.port} failed" in message
+    assert "http vs https" in message
+    assert server.chat_requests == []
+
+
+NO_CONNECTION: Any = None  # urllib3 keeps the connection in the error; the test has none
+
+
+@pytest.mark.parametrize(
+    ("cause", "failure"),
+    [
+        (NewConnectionError(NO_CONNECTION, "Verbindung abgelehnt"), Failure.REFUSED),
+        (NameResolutionError("h", NO_CONNECTION, socket.gaierror("Hôte inconnu")), Failure.DNS),
+        (ConnectionRefusedError("?"), Failure.REFUSED),
+        (ValueError("Connection refused"), None),
+    ],
+)
+def test_transport_failures_are_known_by_type_not_by_their_words(
+    cause: Exception, failure: Failure | None
+) -> None:
+    # Wrapped as requests raises them: its own error around urllib3's MaxRetryError.
+    wrapped = requests.ConnectionError(MaxRetryError(NO_CONNECTION, "/v1/chat/completions", cause))
+    assert classify(wrapped) is failure
 
 
 @pytest.fixture
@@ -655,10 +777,10 @@ def test_a_body_left_open_after_done_does_not_hold_the_reply(one_shot: OneShotSe
 
 
 def test_ctrl_c_mid_stream_closes_the_connection_and_the_client_goes_on(
-    server: LoopbackServer, client: ChatClient
+    server: LoopbackServer, tap: WireTap, tapped: ChatClient
 ) -> None:
     server.enqueue(Reply(text="abcdefgh", chunk_size=2, stall_after=2, stall_seconds=60))
-    stream = client.stream(ask())
+    stream = tapped.stream(ask())
     interrupter = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     interrupter.start()
     with pytest.raises(KeyboardInterrupt):
@@ -666,6 +788,7 @@ def test_ctrl_c_mid_stream_closes_the_connection_and_the_client_goes_on(
             pass
     interrupter.join()
     assert stream.accumulator.text() == "ab"  # what arrived before Ctrl-C is still there
-    assert stream._response.raw.closed
+    assert tap.client_hung_up.wait(5)  # the connection was closed, not left in the pool
     server.enqueue(Reply(text="after the interrupt"))
-    assert run(client).text == "after the interrupt"
+    assert run(tapped).text == "after the interrupt"
+    assert tap.connections == 2

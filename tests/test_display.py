@@ -7,7 +7,7 @@ from typing import Any
 
 from nbchat.display import CellDisplay, UpdatePolicy, final_bundle
 from nbchat.render import render_markdown
-from nbchat.session import Reply
+from nbchat.reply import Reply
 
 
 class Page:
@@ -47,23 +47,21 @@ class ManualClock:
 
 
 def streaming_reply() -> Reply:
-    reply = Reply("q", model="m", cell_id=None, choices_requested=1)
-    reply.status = "streaming"
+    reply = Reply("q", model="m")
+    reply.receive({"choices": []})  # a first chunk with no text: the reply is streaming
     return reply
 
 
 def add(reply: Reply, text: str) -> None:
-    reply._accumulator.add({"choices": [{"index": 0, "delta": {"content": text}}]})
-    reply.chunks += 1
+    reply.receive({"choices": [{"index": 0, "delta": {"content": text}}]})
 
 
 def test_finished_blocks_are_sent_once_and_the_page_matches_the_text() -> None:
     clock = ManualClock()
     page = Page()
     display = CellDisplay(page, policy=UpdatePolicy(clock=clock), flush_when_quiet=False)
-    reply = Reply("q", model="m", cell_id=None, choices_requested=1)
+    reply = Reply("q", model="m")
     display(reply)
-    reply.status = "streaming"
     paragraphs = [f"Paragraph number {i} with some words." for i in range(30)]
     text = "\n\n".join(paragraphs) + "\n"
     for start in range(0, len(text), 7):
@@ -74,8 +72,7 @@ def test_finished_blocks_are_sent_once_and_the_page_matches_the_text() -> None:
     for paragraph in paragraphs[:-1]:
         sent = [html for _, _, html in page.messages if paragraph + "</p>" in html]
         assert len(sent) <= 2, (paragraph, len(sent))  # in the tail at most once, then final
-    reply._final = reply._accumulator.result(done=True)
-    reply.status = "done"
+    reply.end("done")
     display(reply)
     kind, _, html = page.messages[-1]
     assert kind == "show" and page.messages[-2][0] == "clear"
@@ -113,8 +110,7 @@ def test_a_quiet_stream_is_flushed_by_a_timer() -> None:
 def test_the_final_bundle_holds_markdown_exactly_and_names_the_model() -> None:
     reply = streaming_reply()
     add(reply, "**bold** <script>x</script>\n")
-    reply._final = reply._accumulator.result(done=True)
-    reply.status = "done"
+    reply.end("done")
     data, metadata = final_bundle(reply)
     assert data["text/plain"] == data["text/markdown"] == "**bold** <script>x</script>\n"
     assert "<strong>bold</strong>" in data["text/html"]

@@ -1,11 +1,13 @@
 """History follows the notebook (re-run replaces in place) and survives a kernel restart.
 
 Every test that stores uses a real SQLite file under ``tmp_path``; a "kernel restart" is a new
-store and a new ``History`` on the same file and notebook key.
+store and a new ``History`` on the same file and notebook key. Files of another schema version
+are made here with raw ``sqlite3``, as that version's nbchat would have left them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -17,7 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from nbchat.history import SCHEMA_VERSION, History, HistoryStore, Turn, notebook_key
+from nbchat.config import APIKey
+from nbchat.history import History, scrub_prompt
+from nbchat.prompt import Attachment
+from nbchat.secrets import REDACTED, KeyScrubber
+from nbchat.store import SCHEMA_VERSION, HistoryStore, notebook_key
+from nbchat.turn import Turn
 
 NOTEBOOK = "/home/user/analysis.ipynb"
 FAKE_KEY = "sk-test-0123456789abcdefFAKEKEY"
@@ -55,6 +62,28 @@ def nbchat_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
     return [r for r in caplog.records if r.name == "nbchat" and r.levelno == logging.WARNING]
 
 
+def with_summaries(*parts: str | tuple[str, str]) -> tuple[str, tuple[Attachment, ...]]:
+    """A prompt made of typed text (a string) and summaries (``(name, summary)``), and the
+    spans of its summaries, the way ``nbchat.prompt.compose`` lays them out."""
+    text, spans = "", []
+    for part in parts:
+        if isinstance(part, tuple):
+            name, summary = part
+            spans.append(Attachment(name, f"{name} · summary", len(text), len(text) + len(summary)))
+            part = summary
+        text += part
+    return text, tuple(spans)
+
+
+def folded(made: Turn) -> list[str]:
+    """The text each of the turn's attachments covers: what a transcript folds away."""
+    return [made.prompt[a.start : a.end] for a in made.attachments]
+
+
+SUMMARY = "sales: pandas DataFrame, 3 rows × 2 columns\n   month  total\n0  jan    10"
+PROMPT, SPANS = with_summaries("Why do sales dip?\n\n", ("sales", SUMMARY))
+
+
 # --- Turn -----------------------------------------------------------------------------------
 
 
@@ -78,6 +107,26 @@ def test_a_turn_keeps_its_own_read_only_copy_of_the_whole_number_usage() -> None
 def test_a_turn_refuses_an_unknown_status() -> None:
     with pytest.raises(ValueError, match="status"):
         Turn("q", "a", status="failed")  # type: ignore[arg-type]
+
+
+def test_a_turn_keeps_its_attachments_as_a_tuple() -> None:
+    made = Turn(PROMPT, "a", attachments=list(SPANS))  # type: ignore[arg-type]
+    assert made.attachments == SPANS
+    assert folded(made) == [SUMMARY]
+    assert Turn("q", "a").attachments == ()
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [[(0, 99)], [(3, 2)], [(0, 4), (2, 6)], [(4, 6), (0, 2)]],
+    ids=["past-the-end", "backwards", "overlapping", "out-of-order"],
+)
+def test_a_turn_refuses_attachments_that_do_not_lie_in_order_inside_its_prompt(
+    spans: list[tuple[int, int]],
+) -> None:
+    attachments = tuple(Attachment("x", "x", start, end) for start, end in spans)
+    with pytest.raises(ValueError, match="attachments"):
+        Turn("0123456789", "a", attachments=attachments)
 
 
 # --- notebook semantics, in memory ----------------------------------------------------------
@@ -246,7 +295,7 @@ def test_the_file_uses_wal_and_carries_a_schema_version(store: HistoryStore, db_
     raw = sqlite3.connect(db_path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     finally:
         raw.close()
@@ -263,6 +312,112 @@ def test_new_directories_are_private_and_the_file_is_readable_by_its_owner_only(
     assert not wal.exists() or stat.S_IMODE(wal.stat().st_mode) == 0o600
     for directory in (tmp_path / "data", tmp_path / "data" / "nbchat"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+
+
+# --- attachments and schema versions --------------------------------------------------------
+
+# The schema of version 1, as nbchat wrote it before turns kept their attachments.
+VERSION_1_SCHEMA = (
+    "CREATE TABLE conversations (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " notebook_key TEXT NOT NULL, created REAL NOT NULL, system TEXT)",
+    "CREATE INDEX conversations_by_notebook ON conversations (notebook_key, id)",
+    "CREATE TABLE turns (conversation_id INTEGER NOT NULL REFERENCES conversations (id),"
+    " position INTEGER NOT NULL CHECK (position >= 0), cell_id TEXT, prompt TEXT NOT NULL,"
+    " reply TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('complete', 'interrupted')),"
+    " model TEXT NOT NULL, usage TEXT, created REAL NOT NULL,"
+    " PRIMARY KEY (conversation_id, position))",
+)
+
+
+def raw_query(db_path: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Run one statement on the file with plain sqlite3, outside nbchat, and commit it."""
+    raw = sqlite3.connect(db_path)
+    try:
+        with raw:
+            return raw.execute(sql, args).fetchall()
+    finally:
+        raw.close()
+
+
+def test_attachments_survive_a_restart_and_fold_the_same_text(
+    store: HistoryStore, db_path: Path
+) -> None:
+    history = History(store, NOTEBOOK)
+    history.commit(Turn(PROMPT, "a dip in March", cell_id="c1", attachments=SPANS))
+    history.commit(turn("no summaries here", "c2"))
+
+    reloaded = restart(db_path)
+
+    assert reloaded.turns == history.turns
+    assert reloaded.turns[0].attachments == SPANS
+    assert folded(reloaded.turns[0]) == [SUMMARY]
+    assert reloaded.turns[1].attachments == ()
+    stored = raw_query(db_path, "SELECT attachments FROM turns ORDER BY position")
+    assert stored == [(json.dumps([a.to_json() for a in SPANS], ensure_ascii=False),), (None,)]
+
+
+def test_a_version_1_file_is_migrated_in_place_and_its_turns_read_back(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    for statement in VERSION_1_SCHEMA:
+        raw_query(db_path, statement)
+    raw_query(
+        db_path,
+        "INSERT INTO conversations (notebook_key, created, system) VALUES (?, 1.0, 'Be brief.')",
+        NOTEBOOK,
+    )
+    raw_query(
+        db_path,
+        "INSERT INTO turns VALUES (1, 0, 'c1', 'old question', 'old answer', 'complete', 'm0',"
+        " '{\"total_tokens\": 7}', 2.0)",
+    )
+    raw_query(db_path, "PRAGMA user_version = 1")
+
+    with HistoryStore(db_path) as store:
+        history = History(store, NOTEBOOK)
+        (old,) = history.turns
+        assert (old.prompt, old.reply, old.cell_id, old.model) == (
+            "old question",
+            "old answer",
+            "c1",
+            "m0",
+        )
+        assert old.usage == {"total_tokens": 7}
+        assert old.attachments == ()
+        assert history.system == "Be brief."
+        history.commit(Turn(PROMPT, "new answer", cell_id="c2", attachments=SPANS))
+
+    assert raw_query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    columns = [row[1] for row in raw_query(db_path, "PRAGMA table_info(turns)")]
+    assert columns[-1] == "attachments"
+    reloaded = restart(db_path)
+    assert prompts(reloaded) == ["old question", PROMPT]
+    assert folded(reloaded.turns[1]) == [SUMMARY]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json",
+        '{"start": 0, "end": 4}',
+        "[1, 2]",
+        '[{"name": "sales", "start": 5, "end": 2}]',
+        '[{"name": "sales", "start": "0", "end": 4}]',
+        '[{"name": "sales", "start": 0, "end": 100000}]',
+        '[{"start": 0, "end": 8}, {"start": 4, "end": 12}]',
+        b"\xff\x00",
+    ],
+    ids=["not-json", "object", "numbers", "backwards", "text-start", "past-end", "overlap", "blob"],
+)
+def test_malformed_stored_attachments_read_back_as_none_and_keep_the_turn(
+    store: HistoryStore, db_path: Path, value: str | bytes
+) -> None:
+    History(store, NOTEBOOK).commit(Turn(PROMPT, "answer", cell_id="c1", attachments=SPANS))
+    raw_query(db_path, "UPDATE turns SET attachments = ?", value)
+
+    (reloaded,) = restart(db_path).turns
+
+    assert reloaded.prompt == PROMPT
+    assert reloaded.attachments == ()
 
 
 # --- secrets --------------------------------------------------------------------------------
@@ -289,6 +444,48 @@ def test_scrub_keeps_a_pasted_key_out_of_the_file_and_out_of_memory(
     )
     assert b"[key removed]" in on_disk  # the text did reach the file, scrubbed
     assert FAKE_KEY.encode() not in on_disk
+
+
+KEY_SCRUBBER = KeyScrubber(APIKey(FAKE_KEY))
+
+
+def test_scrubbing_a_key_out_of_the_prompt_moves_each_fold_to_its_scrubbed_summary(
+    store: HistoryStore, db_path: Path
+) -> None:
+    config = f"base_url = https://example.org\napi_key = {FAKE_KEY}"
+    prompt, spans = with_summaries(
+        "Why does this fail?\n\n",
+        ("config", config),
+        f"\n\nmy key {FAKE_KEY} works elsewhere\n\n",
+        ("sales", SUMMARY),
+    )
+    history = History(store, NOTEBOOK, scrub=KEY_SCRUBBER.scrub)
+
+    kept = history.commit(Turn(prompt, "check the key", cell_id="c1", attachments=spans))
+
+    assert kept == history.turns[0]
+    assert kept.prompt == prompt.replace(FAKE_KEY, REDACTED)
+    assert folded(kept) == [config.replace(FAKE_KEY, REDACTED), SUMMARY]
+    assert [(a.name, a.label) for a in kept.attachments] == [(a.name, a.label) for a in spans]
+    assert restart(db_path).turns == (kept,)
+
+
+def test_a_key_across_the_edge_of_a_summary_is_scrubbed_and_the_folds_dropped() -> None:
+    half = len(FAKE_KEY) // 2
+    prompt, spans = with_summaries(
+        f"typed {FAKE_KEY[:half]}", ("odd", f"{FAKE_KEY[half:]} then a summary")
+    )
+    assert FAKE_KEY in prompt
+
+    text, attachments = scrub_prompt(KEY_SCRUBBER.scrub, prompt, spans)
+
+    assert text == prompt.replace(FAKE_KEY, REDACTED)
+    assert attachments == ()
+
+
+def test_a_prompt_without_a_key_keeps_its_folds_as_they_were() -> None:
+    assert scrub_prompt(KEY_SCRUBBER.scrub, PROMPT, SPANS) == (PROMPT, SPANS)
+    assert scrub_prompt(KEY_SCRUBBER.scrub, f"{FAKE_KEY}?", ()) == (f"{REDACTED}?", ())
 
 
 # --- storage failures -----------------------------------------------------------------------
@@ -357,11 +554,8 @@ def test_a_file_from_a_newer_nbchat_is_not_touched(
     assert prompts(history) == ["q"]
     warnings = nbchat_warnings(caplog)
     assert len(warnings) == 1 and "newer" in warnings[0].getMessage()
-    check = sqlite3.connect(db_path)
-    try:
-        assert check.execute("SELECT name FROM sqlite_master").fetchall() == []
-    finally:
-        check.close()
+    assert raw_query(db_path, "SELECT name FROM sqlite_master") == []
+    assert raw_query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION + 1,)]
 
 
 def test_without_a_store_history_is_in_memory_and_silent(caplog: pytest.LogCaptureFixture) -> None:

@@ -177,6 +177,6 @@ def test_code_option_asks_the_frontend_for_a_new_cell(
     assert run.reply_status == "ok"
     (payload,) = run.reply["payload"]
     assert payload["source"] == "set_next_input"
-    assert payload["text"] == "import math\nmath.pi\n"
+    assert payload["text"] == "import math\nmath.pi"  # as %chat code 1 would put it
     assert payload["replace"] is False
     assert kernel.execute("print(answer.startswith('Try:'))").stdout.strip() == "True"

@@ -14,6 +14,7 @@ from IPython.core.error import UsageError
 import nbchat
 from nbchat.testing import LoopbackServer, Reply, Status
 
+from conftest import follow
 from ipython_shell import Shell, make_shell
 
 SECRET = "sk-test-0123456789abcdefSECRET"
@@ -213,7 +214,7 @@ def test_ctrl_c_keeps_the_partial_reply_marked_interrupted(
         if reply.status == "streaming" and reply.chunks == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
-    session.subscribe(interrupt_when_text_arrives)
+    follow(session, interrupt_when_text_arrives)
     result = chat(shell, "long one", cell_id="c1")
     err = assert_one_line_usage_error(result, capsys, "Interrupted", "kept")
     assert "KeyboardInterrupt" not in err
@@ -231,7 +232,7 @@ def test_cancel_from_another_thread_stops_and_keeps_the_partial_reply(
     env.enqueue(Reply("x" * 400, chunk_size=4, stall_after=5, stall_seconds=20))
     session = nbchat.get_session()
     started = threading.Event()
-    session.subscribe(lambda r: started.set() if r.chunks >= 3 else None)
+    follow(session, lambda r: started.set() if r.chunks >= 3 else None)
     stopper = threading.Thread(target=lambda: started.wait(10) and session.cancel())
     stopper.start()
     result = chat(shell, "go", cell_id="c9")
@@ -298,9 +299,21 @@ def test_out_stores_the_reply_and_code_fills_the_next_cell(
     env.enqueue(Reply(reply))
     assert chat(shell, "code please", "-o answer --code").success
     assert shell.ip.user_ns["answer"] == reply
-    assert shell.ip.rl_next_input == "print('hi')\n"  # a terminal pre-fills the next prompt
+    assert shell.ip.rl_next_input == "print('hi')"  # a terminal pre-fills the next prompt
     assert shell.run("%chat code 2").success
     assert shell.ip.rl_next_input == "second()"  # any block of the latest reply, on request
+
+
+def test_code_and_chat_code_1_take_the_same_block(shell: Shell, env: LoopbackServer) -> None:
+    reply = "Run this:\n\n    indented()\n\nor this:\n\n```python\nfenced()\n```\n"
+    env.enqueue(Reply(reply))
+    assert chat(shell, "code?", "--code").success
+    by_option = shell.ip.rl_next_input
+    shell.ip.rl_next_input = None
+    assert shell.run("%chat code 1").success
+    assert by_option == shell.ip.rl_next_input == "indented()"  # block 1, by one rule
+    assert shell.run("%chat code 2").success
+    assert shell.ip.rl_next_input == "fenced()"
 
 
 def test_chat_code_takes_blocks_of_the_latest_reply(
@@ -351,12 +364,12 @@ def test_chat_panel_in_a_terminal_says_it_needs_a_notebook(
 
 def test_running_a_panel_cell_again_replaces_its_panel(shell: Shell, env: LoopbackServer) -> None:
     session = nbchat.get_session()
-    before = len(session._observers)
+    before = session.events.count("reply_started")
     assert shell.run("%chat panel", cell_id="panel-cell").success
     assert shell.run("%chat panel", cell_id="panel-cell").success
-    assert len(session._observers) == before + 1  # the first panel stopped following
+    assert session.events.count("reply_started") == before + 1  # the first stopped following
     assert shell.run("%chat panel", cell_id="another-cell").success
-    assert len(session._observers) == before + 2
+    assert session.events.count("reply_started") == before + 2
 
 
 # -- errors are one line ------------------------------------------------------------------------
@@ -452,7 +465,7 @@ def test_a_second_ask_while_one_streams_is_refused(
             except nbchat.NbChatError as error:
                 refusals.append(str(error))
 
-    session.subscribe(try_again)
+    follow(session, try_again)
     assert chat(shell, "first").success
     assert refusals and "already streaming" in refusals[0]
     assert len(env.chat_requests) == 1
@@ -473,12 +486,12 @@ def test_a_second_ask_while_one_streams_is_refused(
         ("%chat config connect_timeout=-1", ["connect_timeout"]),
         ("%chat key sk-abc", ["takes no argument"]),
         ("%chat export notes.txt", [".md or .json"]),
-        ("%chat model a b", ["one model id"]),
+        ("%chat model a b", ["takes [MODEL_ID]", "'a b'"]),
         ("%chat panel now", ["takes no argument"]),
         ("%chat context", ["needs the name of a dataframe"]),
         ("%chat context undefined_frame", ["'undefined_frame' is not defined"]),
         ("%chat context __name__", ["not a pandas or polars dataframe"]),
-        ("%chat context --rows=x df", ["--rows=N"]),
+        ("%chat context --rows=x df", ["--df-rows", "whole number"]),
     ],
 )
 def test_bad_commands_are_one_line_usage_errors(
@@ -641,3 +654,29 @@ def test_a_frame_its_library_cannot_describe_is_one_line(
             "RuntimeError: exotic dtype with a second line",
         )
     assert env.chat_requests == []
+
+
+def test_a_command_with_a_question_mark_shows_its_usage(
+    shell: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert shell.run("%chat context?").success
+    out = capsys.readouterr().out
+    assert out.startswith("%chat context") and "--df-tokens N" in out
+    assert shell.run("%chat code --help").success
+    assert "%chat code [N]" in capsys.readouterr().out
+
+
+def test_a_system_prompt_keeps_its_question_mark(shell: Shell) -> None:
+    assert shell.run("%chat system Are you brief?").success
+    assert nbchat.get_session().system == "Are you brief?"
+
+
+def test_bad_values_fail_the_same_way_on_a_cell_and_a_command(
+    shell: Shell, env: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell.ip.user_ns["df"] = [1, 2]
+    cell = assert_one_line_usage_error(chat(shell, "hi", "--df-tokens 5"), capsys, "--df-tokens")
+    line = assert_one_line_usage_error(shell.run("%chat context df --df-tokens 5"), capsys)
+    assert "takes a whole number ≥ 100, got '5'" in cell
+    assert "takes a whole number ≥ 100, got '5'" in line
+    assert not env.chat_requests  # nothing was sent

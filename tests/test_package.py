@@ -49,13 +49,17 @@ def test_load_ext_loads_nothing_heavy() -> None:
 
 
 def test_only_the_notebook_faces_import_ipython_and_ipywidgets() -> None:
+    """IPython is reached through runtime.py (where nbchat runs) and by the magic's own modules;
+    widgets only by the panel's; nothing below the faces imports either."""
+
     def importers(module: str) -> list[str]:
         return sorted(
             str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if module in _imports(p)
         )
 
-    assert importers("IPython") == ["display.py", "magics.py", "panel.py"]
-    assert importers("ipywidgets") == ["panel.py"]
+    magic_face = ["actions.py", "commands.py", "magics.py", "options.py"]
+    assert importers("IPython") == sorted([*magic_face, "runtime.py"])
+    assert importers("ipywidgets") == ["panel.py", "panel_controls.py", "transcript.py"]
 
 
 def test_nothing_imports_numpy_at_module_level() -> None:
@@ -91,13 +95,17 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_only_the_client_imports_requests() -> None:
+HTTP_MODULES = ["client.py", "http_errors.py", "retry.py", "stream.py"]
+"""The wire layer: the only modules that may speak HTTP; everything above talks to ChatClient."""
+
+
+def test_only_the_http_modules_import_requests_or_urllib3() -> None:
     importers = sorted(
         str(p.relative_to(PACKAGE))
         for p in PACKAGE.rglob("*.py")
         if _imports(p) & {"requests", "urllib3"}
     )
-    assert importers == ["client.py"]
+    assert importers == HTTP_MODULES
 
 
 def test_nothing_imports_pandas_or_polars() -> None:

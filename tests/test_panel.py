@@ -125,8 +125,8 @@ def test_finished_blocks_are_sent_once_and_only_the_tail_is_updated(
                 widget.observe(on_value, names="value")
 
     send(panel, "many paragraphs")
-    wait_for(lambda: panel._live is not None, "the live reply")
-    live = panel._live
+    wait_for(lambda: panel.live is not None, "the live reply")
+    live = panel.live
     assert live is not None
     live.outputs.observe(on_children, names="children")
     panel.wait(10)
@@ -146,15 +146,15 @@ def test_stop_keeps_the_partial_reply_marked_in_transcript_and_history(
     panel = open_panel()
     send(panel, "go slowly")
     wait_for(lambda: "word" in transcript(panel), "the first words")
-    wait_for(lambda: panel._live is not None and panel._live.reply.chunks >= 19, "the stall")
+    wait_for(lambda: panel.live is not None and panel.live.reply.chunks >= 19, "the stall")
     panel.stop_button.click()
     panel.wait(10)
-    assert panel._worker is not None and not panel._worker.is_alive()  # not the 60 s stall
+    assert not panel.asking  # not the 60 s stall
     turn = panel.session.history.last()
     assert turn is not None and turn.status == "interrupted"
     assert turn.reply and LONG.startswith(turn.reply) and turn.reply != LONG
     assert "interrupted" in transcript(panel)
-    assert "stopped" in status(panel) and "kept" in status(panel)
+    assert "interrupted" in status(panel) and "kept" in status(panel)
     assert not panel.send_button.disabled
 
 
@@ -239,10 +239,12 @@ def test_a_reply_that_began_before_the_panel_opened_is_shown_when_it_ends(
     worker.start()
     wait_for(lambda: session.busy, "the reply to begin")
     panel = open_panel()
-    assert panel.send_button.disabled
+    assert panel.send_button.disabled and not panel.stop_button.disabled
+    assert "early question" in transcript(panel)  # followed from the moment it opened
     worker.join(10)
-    panel._sync()
     assert "early question" in transcript(panel) and "word299" in transcript(panel)
+    assert "No messages yet" not in transcript(panel)
+    assert not panel.send_button.disabled and panel.stop_button.disabled
 
 
 # -- errors keep the input ------------------------------------------------------------------
@@ -372,7 +374,7 @@ def test_the_key_is_in_no_widget_state(server: LoopbackServer) -> None:
         server.enqueue(Reply("fine"))
         send(panel, "hello")
         panel.wait(10)
-        states = json.dumps([w.get_state() for w in _walk(panel.widget)], default=str)
+        states = json.dumps([w.get_state() for w in _walk(panel)], default=str)
         assert "fine" in states and secret not in states
         assert secret not in repr(panel)
     finally:
@@ -385,6 +387,7 @@ def test_the_key_is_in_no_widget_state(server: LoopbackServer) -> None:
 def test_picked_dataframes_go_with_the_next_message_and_show_folded(
     open_panel: Callable[..., ChatPanel], server: LoopbackServer
 ) -> None:
+    import numpy as np
     import pandas as pd
 
     namespace: dict[str, Any] = {
@@ -408,10 +411,23 @@ def test_picked_dataframes_go_with_the_next_message_and_show_folded(
     assert turn is not None and turn.prompt == sent  # the history keeps what was sent
     assert panel.context_picker.value == ()  # attached once, to that message
     shown = " ".join(html_values(panel.transcript))
-    assert "<details" in shown and "attached: sales (100 × 2)" in shown
+    assert "<details" in shown and "attached: sales · pandas DataFrame · 100 × 2" in shown
     send(panel, "And without the frame?")
     panel.wait(10)
     assert "<dataframe" not in server.chat_requests[-1].json["messages"][-1]["content"]
+    # An array folds like a frame, whatever its summary's tag is called.
+    namespace["grid"] = np.arange(12.0).reshape(3, 4)
+    panel.refresh_context()
+    panel.context_picker.value = ("grid",)
+    server.enqueue(Reply("A grid."))
+    send(panel, "What is in the grid?")
+    panel.wait(10)
+    assert "<array" in server.chat_requests[-1].json["messages"][-1]["content"]
+    last_turn = panel.transcript.children[0]  # drawn bottom-up: the newest is first
+    you = " ".join(html_values(last_turn.children[0]))
+    assert "attached: grid · numpy ndarray" in you
+    visible = re.sub(r"<details.*?</details>", "", you, flags=re.DOTALL)
+    assert "<array" not in html.unescape(visible)  # the summary is folded away
 
 
 def test_a_picked_frame_that_is_gone_is_a_one_line_error(

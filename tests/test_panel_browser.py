@@ -160,7 +160,7 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             assert finished["highlighted"] >= 8, finished
             assert finished["footer"] and finished["footer"][0].startswith("test-model")
             panel.locator("button.nbchat-copy-code").first.click()
-            panel.locator(".nbchat-status", has_text="Copied code 1").wait_for()
+            panel.locator(".widget-html.nbchat-status", has_text="Copied code 1").wait_for()
             page.wait_for_function("() => navigator.clipboard.readText().then(t => t.length)")
             assert page.evaluate("() => navigator.clipboard.readText()") == CODE
             ARTIFACTS.mkdir(exist_ok=True)
@@ -176,14 +176,14 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             panel.locator(".nbchat-transcript", has_text="w20 ").wait_for()
             panel.locator("button.jupyter-button", has_text="Stop").click()
             wait_until_idle(page)
-            status = panel.locator(".nbchat-status").inner_text()
+            status = panel.locator(".widget-html.nbchat-status").inner_text()
             notes["stop status"] = status
-            assert "stopped" in status and "kept" in status
+            assert "interrupted" in status and "kept" in status
             assert "interrupted" in panel.locator(".nbchat-footer").first.inner_text()
             assert "w20" in panel.locator(".nbchat-transcript").inner_text()
             attachment = panel.locator("details.nbchat-attachment")
             assert attachment.count() == 1 and attachment.get_attribute("open") is None
-            assert "sales (100 × 2)" in attachment.inner_text()
+            assert "sales · pandas DataFrame · 100 × 2" in attachment.inner_text()
             assert "| revenue |" not in attachment.inner_text()  # folded away until opened
 
             # 4. Markup from the model is text, and runs nothing.

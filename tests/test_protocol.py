@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from nbchat.accumulator import StreamAccumulator, completion_result
 from nbchat.errors import NbChatError, RequestValidationError
-from nbchat.protocol import ChatRequest, ChatResult, Choice, StreamAccumulator, ToolCall, Usage
+from nbchat.protocol import ChatRequest, ChatResult, Choice, ToolCall, Usage
 
 from corpus import capture, capture_names, decode, expected
 
@@ -563,7 +564,7 @@ def test_empty_result() -> None:
     assert StreamAccumulator().result(done=True).complete
 
 
-def test_from_completion_reads_a_non_streamed_body() -> None:
+def test_completion_result_reads_a_non_streamed_body() -> None:
     body = {
         "id": "chatcmpl-9",
         "object": "chat.completion",
@@ -597,7 +598,7 @@ def test_from_completion_reads_a_non_streamed_body() -> None:
         ],
         "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
     }
-    result = ChatResult.from_completion(body)
+    result = completion_result(body)
     assert result == ChatResult(
         choices=(
             Choice(
@@ -626,22 +627,22 @@ def test_from_completion_reads_a_non_streamed_body() -> None:
     )
 
 
-def test_from_completion_with_reasoning_field_and_without_index() -> None:
+def test_completion_result_with_reasoning_field_and_without_index() -> None:
     body = {"choices": [{"message": {"content": "hi", "reasoning": "greet"}}, {"message": {}}]}
-    result = ChatResult.from_completion(body)
+    result = completion_result(body)
     assert [(c.index, c.text, c.reasoning) for c in result.choices] == [
         (0, "hi", "greet"),
         (1, "", ""),
     ]
 
 
-def test_from_completion_keeps_id_less_tool_calls_apart() -> None:
+def test_completion_result_keeps_id_less_tool_calls_apart() -> None:
     calls = [
         {"type": "function", "function": {"name": "a", "arguments": "{}"}},
         {"type": "function", "function": {"name": "b", "arguments": "{}"}},
     ]
     body = {"choices": [{"message": {"tool_calls": calls}, "finish_reason": "tool_calls"}]}
-    assert ChatResult.from_completion(body).choices[0].tool_calls == (
+    assert completion_result(body).choices[0].tool_calls == (
         ToolCall(None, "a", "{}"),
         ToolCall(None, "b", "{}"),
     )

@@ -1,20 +1,24 @@
-"""render.py: exact cases from a fixture file, safety over every output, and incremental rendering
-that always equals rendering the whole text."""
+"""The rendering layer: exact cases from a fixture file, safety over every output, incremental
+rendering that always equals rendering the whole text, and code blocks numbered as shown."""
 
 from __future__ import annotations
 
 import random
 import re
+import uuid
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pygments.lexers  # type: ignore[import-untyped]
 import pytest
-from markdown_it.token import Token
-from markdown_it.utils import EnvType
+from pygments.lexers.python import PythonLexer  # type: ignore[import-untyped]
+from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 
-import nbchat.render
-from nbchat.render import IncrementalRenderer, RenderedParts, render_markdown
+from nbchat.codeblocks import CodeBlock, code_blocks
+from nbchat.incremental import IncrementalRenderer, RenderedParts
+from nbchat.render import markdown_parser, render_markdown
 
 FIXTURE = Path(__file__).parent / "fixtures" / "render_cases.txt"
 SEPARATOR = "⁂"
@@ -51,16 +55,21 @@ REFUSED = ("javascript:", "vbscript:", "data:", "file:")
 
 
 class _Tags(HTMLParser):
-    """Every start tag of a fragment, with its attributes decoded as a browser would."""
+    """Every start tag of a fragment, with its attributes decoded as a browser would, and its
+    text as a reader sees it."""
 
     def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text = ""
         self.feed(html)
         self.close()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
 
 
 def assert_inert(html: str, case: str = "") -> None:
@@ -81,6 +90,41 @@ def assert_inert(html: str, case: str = "") -> None:
             assert "noopener" in (attrs.get("rel") or ""), (case, attrs)
 
 
+class _Highlighted(_Tags):
+    """What Pygments wrote inside one highlighted block."""
+
+    def coloured_spans(self) -> int:
+        """How many of its tags are spans that set a text colour."""
+        return sum(
+            1
+            for tag, attrs in self.tags
+            if tag == "span" and re.search(r"(^|;)\s*color:", attrs.get("style") or "")
+        )
+
+
+HIGHLIGHTED_CODE = re.compile(r'(<code class="language-[^"]*" style="[^"]*">)(.*?)(</code>)', re.S)
+HIGHLIGHTED_PRE = re.compile(r'<pre style="background: ([^;"]+);')
+
+
+def without_pygments_markup(html: str) -> tuple[str, list[_Highlighted]]:
+    """``html`` reduced as the fixture file's header says, and each highlighted block's content.
+
+    The reduction takes out only tags that are spans with nothing but a style: anything else
+    inside a highlighted block is left in place, where it fails the exact comparison.
+    """
+    found: list[_Highlighted] = []
+
+    def reduce(match: re.Match[str]) -> str:
+        content = _Highlighted(match[2])
+        found.append(content)
+        if any(tag != "span" or list(attrs) != ["style"] for tag, attrs in content.tags):
+            return match[0]
+        return match[1] + escape(content.text, quote=False) + match[3]
+
+    html = HIGHLIGHTED_CODE.sub(reduce, html)
+    return HIGHLIGHTED_PRE.sub('<pre style="background: ‹pygments›;', html), found
+
+
 # --- the fixture file --------------------------------------------------------------------------
 
 
@@ -95,7 +139,23 @@ def test_fixture_file_covers_the_required_ground() -> None:
     ("markdown", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_fixture_case_renders_exactly(markdown: str, expected: str) -> None:
-    assert render_markdown(markdown) == expected
+    html, highlighted = without_pygments_markup(render_markdown(markdown))
+    assert html == expected
+    assert all(block.coloured_spans() for block in highlighted)
+    assert len(highlighted) == expected.count("‹pygments›")
+
+
+def test_the_fixture_reduction_keeps_what_is_not_a_plain_span() -> None:
+    code = '<code class="language-python" style="x">'
+    spans = (
+        f'<pre style="background: #fff; c">{code}<span style="color: red">a &lt; b</span></code>'
+    )
+    assert without_pygments_markup(spans)[0] == (
+        f'<pre style="background: ‹pygments›; c">{code}a &lt; b</code>'
+    )
+    for inside in ('<b style="color: red">a</b>', '<span style="color: red" onclick="x">a</span>'):
+        html = f"{code}{inside}</code>"
+        assert without_pygments_markup(html)[0] == html
 
 
 def test_no_fixture_output_can_run_script_or_load_anything() -> None:
@@ -177,9 +237,11 @@ def test_known_language_is_highlighted_with_inline_styles() -> None:
     html = render_markdown("```py\nx = '<b>'\n```\n")
     assert html.startswith('<pre style="')
     assert '<code class="language-python" style=' in html  # Pygments' alias, not the info
-    assert '<span style="' in html
-    assert "&lt;b&gt;" in html
     assert "class=" not in html.replace('class="language-python"', "")
+    reduced, (content,) = without_pygments_markup(html)
+    assert content.text == "x = '<b>'\n"
+    assert content.coloured_spans() > 0
+    assert reduced.endswith(""">x = '&lt;b&gt;'\n</code></pre>\n""")
 
 
 def test_unlabelled_code_is_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,21 +254,23 @@ def test_unlabelled_code_is_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_language_names_are_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Names nothing has rendered before, so no earlier lookup can be what answers them.
+    known, unknown = (f"lang{uuid.uuid4().hex[:16]}" for _ in range(2))
     calls: list[str] = []
-    real = pygments.lexers.get_lexer_by_name
 
-    def counting(name: str, **options: object) -> object:
+    def lookup(name: str, **options: Any) -> object:
         calls.append(name)
-        return real(name, **options)
+        if name != known:
+            raise ClassNotFound(name)
+        return PythonLexer(**options)
 
-    nbchat.render._lexer.cache_clear()
-    monkeypatch.setattr(nbchat.render, "get_lexer_by_name", counting)
-    try:
-        for _ in range(3):
-            render_markdown("```rust\nfn main() {}\n```\n\n```nosuchlang\nx\n```\n")
-    finally:
-        nbchat.render._lexer.cache_clear()
-    assert calls == ["rust", "nosuchlang"]
+    monkeypatch.setattr(pygments.lexers, "get_lexer_by_name", lookup)
+    for _ in range(3):
+        html = render_markdown(f"```{known}\nif x: pass\n```\n\n```{unknown}\nif x: pass\n```\n")
+    assert calls == [known, unknown]
+    highlighted, plain = html.split("</pre>\n")[:2]
+    assert 'class="language-python"' in highlighted and "<span" in highlighted
+    assert plain == "<pre><code>if x: pass\n</code>"
 
 
 def test_fence_info_string_cannot_reach_the_markup() -> None:
@@ -434,32 +498,45 @@ def test_empty_text_renders_nothing() -> None:
     assert render_markdown("") == ""
 
 
-class CountingRenderer(IncrementalRenderer):
-    """Records how much source each update hands to the parser."""
+def count_parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The sources handed to the one parser from now on, in order."""
+    parser = markdown_parser()
+    parse = parser.parse
+    parsed: list[str] = []
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.parsed: list[int] = []
+    def counting(src: str, env: Any = None) -> Any:
+        parsed.append(src)
+        return parse(src, env)
 
-    def _parse(self, source: str, env: EnvType) -> list[Token]:
-        self.parsed.append(len(source))
-        return super()._parse(source, env)
+    monkeypatch.setattr(parser, "parse", counting)
+    return parsed
 
 
-def test_updates_parse_only_the_open_part_of_a_long_reply() -> None:
+def test_every_reader_of_a_reply_parses_with_the_one_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed = count_parsed(monkeypatch)
+    render_markdown("whole")
+    IncrementalRenderer().update("growing")
+    code_blocks("    code")
+    assert parsed == ["whole", "growing", "    code"]
+
+
+def test_updates_parse_only_the_open_part_of_a_long_reply(monkeypatch: pytest.MonkeyPatch) -> None:
     paragraph = "A paragraph of a long reply, with **some** markup in it. " * 3 + "\n\n"
-    renderer = CountingRenderer()
+    parsed = count_parsed(monkeypatch)
+    renderer = IncrementalRenderer()
     text = ""
     for _ in range(300):
         for piece in stream(paragraph, [9]):
             renderer.update(text + piece)
         text += paragraph
     assert len(text) > 50_000
-    assert len(renderer.parsed) == 300 * len(stream(paragraph, [9]))
-    assert max(renderer.parsed) <= 2 * len(paragraph)
+    assert len(parsed) == 300 * len(stream(paragraph, [9]))
+    assert max(map(len, parsed)) <= 2 * len(paragraph)
     parts = renderer.update(text + "end")
     assert len(parts.finished) == 300
-    assert renderer.parsed[-1] <= 2 * len(paragraph)
+    assert len(parsed[-1]) <= 2 * len(paragraph)
 
 
 def test_render_seconds_accumulates_over_updates() -> None:
@@ -475,3 +552,61 @@ def test_rendered_parts_are_immutable() -> None:
     parts = RenderedParts(("<p>a</p>\n",), "")
     with pytest.raises(AttributeError):
         parts.tail = "x"  # type: ignore[misc]
+
+
+def test_the_tail_can_leave_its_code_plain_while_finished_code_is_highlighted() -> None:
+    text = "```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
+    parts = IncrementalRenderer().update(text, highlight_tail=False)
+    assert parts.finished[0].startswith('<pre style="')
+    assert parts.tail == "<pre><code>y = 2\n</code></pre>\n"
+    whole = IncrementalRenderer().update(text)
+    assert "".join(whole.finished) + whole.tail == render_markdown(text)
+
+
+# --- code blocks -------------------------------------------------------------------------------
+
+
+def shown_as_code(html: str) -> list[str]:
+    """The text of each ``<pre>`` of a fragment: the code blocks a reader sees, in order."""
+    return [_Tags(inner).text for inner in re.findall(r"<pre[^>]*>(.*?)</pre>", html, re.S)]
+
+
+NESTED_CODE = """\
+Math and inline code are not code blocks: $$x$$ and `y`.
+
+- item
+
+  ```sh
+  ls
+  ```
+
+> quoted
+>
+>     indented in a quote
+
+~~~ Python extra words
+print("~")
+~~~
+"""
+
+
+def test_code_block_one_is_the_first_block_shown_as_code_even_when_indented() -> None:
+    text = "Run this:\n\n    pip install nbchat\n\nthen:\n\n```python\nimport nbchat\n```\n"
+    assert code_blocks(text) == [
+        CodeBlock("", "pip install nbchat\n"),
+        CodeBlock("python", "import nbchat\n"),
+    ]
+    assert shown_as_code(render_markdown(text))[0] == "pip install nbchat\n"
+
+
+def test_code_blocks_are_the_blocks_rendered_as_code_in_order() -> None:
+    assert [block.language for block in code_blocks(NESTED_CODE)] == ["sh", "", "Python"]
+    texts = [NESTED_CODE, REPLY, *(markdown for _, markdown, _ in CASES)]
+    for text in texts:
+        shown = shown_as_code(render_markdown(text))
+        assert [block.code for block in code_blocks(text)] == shown, text
+
+
+def test_a_reply_without_code_has_no_code_blocks() -> None:
+    assert code_blocks("Prose with `inline code` and $$x_1$$.\n\n$$\ny\n$$\n") == []
+    assert code_blocks("") == []

@@ -16,7 +16,7 @@ from test_render import load_cases
 
 from nbchat.display import final_bundle
 from nbchat.render import render_markdown
-from nbchat.session import Reply
+from nbchat.reply import Reply
 
 from browser import chromium
 
@@ -104,11 +104,7 @@ def load(page: Any, html: str) -> dict[str, Any]:
 
 
 def finished_html(markdown: str) -> str:
-    reply = Reply("q", model="m", cell_id=None, choices_requested=1)
-    reply._accumulator.add({"choices": [{"index": 0, "delta": {"content": markdown}}]})
-    reply._final = reply._accumulator.result(done=True)
-    reply.status = "done"
-    data, _ = final_bundle(reply)
+    data, _ = final_bundle(Reply.finished("q", markdown, model="m"))
     return str(data["text/html"])
 
 

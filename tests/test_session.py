@@ -8,14 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from nbchat import session as session_module
 from nbchat.errors import BusyError, ConfigError, InStreamError, RequestValidationError
-from nbchat.history import History, HistoryStore
-from nbchat.session import ChatSession, Reply, get_session
+from nbchat.history import History
+from nbchat.notebook import get_session, reset_session_for_tests
+from nbchat.reply import Reply
+from nbchat.session import ChatSession
+from nbchat.store import HistoryStore
 from nbchat.testing import LoopbackServer
 from nbchat.testing import Reply as Scripted
 
-from conftest import fast_settings
+from conftest import fast_settings, follow
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def test_subscribers_see_every_reply_until_they_unsubscribe(
 ) -> None:
     server.enqueue(Scripted("one"), Scripted("two"))
     recorder = Recorder()
-    unsubscribe = session.subscribe(recorder)
+    unsubscribe = follow(session, recorder)
     session.ask("first")
     unsubscribe()
     session.ask("second")
@@ -85,7 +87,7 @@ def test_a_broken_observer_does_not_break_the_reply(
 def test_one_reply_at_a_time(session: ChatSession, server: LoopbackServer) -> None:
     server.enqueue(Scripted("slow " * 20, chunk_size=5, delay=0.02))
     streaming = threading.Event()
-    session.subscribe(lambda r: streaming.set() if r.status == "streaming" else None)
+    follow(session, lambda r: streaming.set() if r.status == "streaming" else None)
     worker = threading.Thread(target=session.ask, args=("first",))
     worker.start()
     assert streaming.wait(10)
@@ -101,7 +103,7 @@ def test_cancel_keeps_the_partial_reply_as_interrupted(
 ) -> None:
     assert session.cancel() is False  # nothing in flight
     server.enqueue(Scripted("abcdefgh" * 20, chunk_size=4, stall_after=5, stall_seconds=20))
-    session.subscribe(lambda r: session.cancel() if r.chunks == 3 else None)
+    follow(session, lambda r: session.cancel() if r.chunks == 3 else None)
     reply = session.ask("go", cell_id="c1")
     assert reply.status == "interrupted"
     assert reply.text.startswith("abcd")
@@ -173,16 +175,16 @@ def test_the_notebook_session_reloads_its_history_after_a_restart(
 ) -> None:
     monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
     monkeypatch.setenv("JPY_SESSION_NAME", "work/analysis.ipynb")
-    session_module.reset_session_for_tests()
+    reset_session_for_tests()
     server.enqueue(Scripted("remembered"))
     first = get_session()
     assert get_session() is first
     first.ask("keep this", cell_id="x")
-    session_module.reset_session_for_tests()  # what a kernel restart does to the process
+    reset_session_for_tests()  # what a kernel restart does to the process
     second = get_session()
     assert second is not first
     assert [(t.prompt, t.reply) for t in second.history] == [("keep this", "remembered")]
-    session_module.reset_session_for_tests()
+    reset_session_for_tests()
 
 
 def test_the_key_is_scrubbed_from_what_history_stores(server: LoopbackServer, tmp_path) -> None:

@@ -52,6 +52,8 @@ The package is split by job; the shared modules come first and the entry point l
 - :mod:`~nbchat.frames.sampling`: the uniform sample, and how figures from it are marked;
 - :mod:`~nbchat.frames.stats`: figures from numpy arrays in as few passes as possible;
 - :mod:`~nbchat.frames.cells`: figures written as table cells, and the sample-rows table;
+- :mod:`~nbchat.frames.pandas_columns`: one pandas column's figures, as cheaply as its
+  storage allows;
 - :mod:`~nbchat.frames.pandas_frames`, :mod:`~nbchat.frames.polars_frames` and
   :mod:`~nbchat.frames.numpy_arrays`: each library's objects described in its own terms;
 - :mod:`~nbchat.frames.layout`: the richest text that fits the budget;

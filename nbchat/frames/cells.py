@@ -93,6 +93,14 @@ def numeric_stats(
     return stats
 
 
+def duration_stats(
+    low: object, median: object, high: object, end_mark: str, median_mark: str
+) -> list[str]:
+    """Min, median and max of durations, each as its library prints it (``0 days 00:05:00``,
+    ``5m``): unlike :func:`numeric_stats`, there is no one number format to bring them to."""
+    return [f"min {end_mark}{low}", f"median {median_mark}{median}", f"max {end_mark}{high}"]
+
+
 def _cell_value(value: object) -> str:
     """A raw value for the sample-rows table: missing values of every library read ``null``."""
     if value is None or type(value).__name__ in ("NAType", "NaTType"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .text import DTYPE_LIMIT, escape_cell, escape_name, quote_if_needed
 
@@ -48,6 +49,19 @@ class Facts:
             or (level >= STATS and self.stats_marked)
             or (level >= TOP_1 and self.top_marked)
         )
+
+
+def fill_facts(facts: Facts, fill: Callable[[], Any] | None) -> Facts:
+    """Run a column's kind-specific ``fill`` (None for a kind with nothing more to say), then
+    mark the counts when the distinct count is an estimate.
+
+    Every library module ends a column this way; the marking rule is kept here once so that
+    a ``~`` means the same in a pandas, a polars and a numpy table.
+    """
+    if fill is not None:
+        fill()
+    facts.counts_marked = facts.counts_marked or facts.distinct.startswith("~")
+    return facts
 
 
 @dataclass

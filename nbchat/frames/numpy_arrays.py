@@ -14,6 +14,7 @@ from typing import Any
 
 from .cells import (
     TOP_VALUES,
+    duration_stats,
     length_text,
     numeric_stats,
     range_text,
@@ -22,7 +23,7 @@ from .cells import (
     types_text,
 )
 from .libraries import numpy_module
-from .model import Column, Described, Facts, Options
+from .model import Column, Described, Facts, Options, fill_facts
 from .sampling import Scale, pick_rows, sample_legend, sample_positions
 from .stats import mean_of_middle, middle_values, python_number, scan, unique_counts
 from .text import count_text, shape_text, share_text
@@ -89,10 +90,7 @@ class _NumpyColumn:
             "S": self._strings,
             "O": self._object,
         }.get(self.kind)
-        if handler is not None:
-            handler()
-        self.facts.counts_marked = self.facts.counts_marked or self.facts.distinct.startswith("~")
-        return self.facts
+        return fill_facts(self.facts, handler)
 
     def _missing(self, values: Any) -> Any:
         np = numpy_module()
@@ -144,8 +142,7 @@ class _NumpyColumn:
             self.facts.stats = [range_text(low, high, mark, mark)]
         else:
             median = np.int64(np.median(self.values.view("i8"))).view(self.full.dtype)
-            self.facts.stats = [f"min {mark}{low}", f"median {self.scale.mark}{median}"]
-            self.facts.stats.append(f"max {mark}{high}")
+            self.facts.stats = duration_stats(low, median, high, mark, self.scale.mark)
         self.facts.stats_marked = not self.scale.exact
 
     def _strings(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .cells import (
     TOP_VALUES,
+    duration_stats,
     length_text,
     numeric_stats,
     range_text,
@@ -21,7 +22,7 @@ from .cells import (
     types_text,
 )
 from .libraries import numpy_module, polars_module
-from .model import Column, Described, Facts, Options
+from .model import Column, Described, Facts, Options, fill_facts
 from .sampling import Scale, pick_rows, sample_legend, sample_positions
 from .stats import mean_of_middle, middle_values, python_number, scan, unique_counts
 from .text import count_text, escape_cell, share_text
@@ -120,11 +121,7 @@ class _PolarsColumn:
             return self.facts
         self.non_null = self.sample.drop_nulls()
         self.non_null_fraction = len(self.non_null) / len(self.sample) if len(self.sample) else 0
-        handler = getattr(self, f"_{self.kind}", None)
-        if handler is not None:
-            handler()
-        self.facts.counts_marked = self.facts.counts_marked or self.facts.distinct.startswith("~")
-        return self.facts
+        return fill_facts(self.facts, getattr(self, f"_{self.kind}", None))
 
     def _value_counts(self) -> Any:
         return self.non_null.rename("value").value_counts(name="count")
@@ -202,9 +199,7 @@ class _PolarsColumn:
         if middle is not None:
             physical = (int(middle[0]) + int(middle[1])) // 2
             median = polars_module().Series([physical]).cast(self.non_null.dtype).item()
-        mark = self.whole_mark
-        self.facts.stats = [f"min {mark}{low}", f"median {self.scale.mark}{median}"]
-        self.facts.stats.append(f"max {mark}{high}")
+        self.facts.stats = duration_stats(low, median, high, self.whole_mark, self.scale.mark)
         self.facts.stats_marked = not self.scale.exact
 
     def _string(self) -> None:

@@ -19,6 +19,7 @@ from .script import RawSSE, RecordedRequest, Reply, ScriptItem, Status, canned_r
 if TYPE_CHECKING:
     from .server import LoopbackServer
 
+# The public names. script.py, where most of them live, keeps no list of its own to drift.
 __all__ = [
     "LoopbackServer",
     "RawSSE",

@@ -2,7 +2,7 @@
 functions that turn a scripted reply into OpenAI-shaped JSON.
 
 Nothing here touches a socket, so the shapes can be read (and changed) apart from the plumbing
-in :mod:`nbchat.testing.server`.
+in :mod:`nbchat.testing.handler`.
 """
 
 from __future__ import annotations
@@ -10,15 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
-
-__all__ = [
-    "RawSSE",
-    "RecordedRequest",
-    "Reply",
-    "ScriptItem",
-    "Status",
-    "canned_reply",
-]
 
 SYSTEM_FINGERPRINT = "fp_loopback"
 FALLBACK_MODEL = "loopback"

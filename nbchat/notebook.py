@@ -1,0 +1,59 @@
+"""The notebook's one session, made on first use from the environment.
+
+Every face asks :func:`get_session` for the session, so a ``%%chat`` cell, ``%chat`` commands
+and every panel share one conversation. Its history is the notebook's latest conversation in
+the store, found by the notebook's key (its path, from the environment the server started the
+kernel with), so a kernel restart picks up where the conversation was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from .config import Settings
+from .history import History
+from .runtime import connection_file, user_namespace
+from .secrets import KeyScrubber
+from .session import ChatSession
+from .store import HistoryStore, notebook_key
+
+__all__ = ["get_session", "reset_session_for_tests"]
+
+log = logging.getLogger("nbchat")
+
+_session: ChatSession | None = None
+_session_lock = threading.Lock()
+
+
+def get_session() -> ChatSession:
+    """This notebook's session, made on first use from the environment."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = _new_notebook_session()
+        return _session
+
+
+def _new_notebook_session() -> ChatSession:
+    key = notebook_key(user_namespace(), os.environ, connection_file=connection_file())
+    settings = Settings.from_env()
+    store: HistoryStore | None
+    try:
+        store = HistoryStore(HistoryStore.default_path())
+    except Exception as error:  # history then lives in memory only
+        log.warning("nbchat: history will not survive a restart: %s", error)
+        store = None
+    scrubber = KeyScrubber(settings.api_key)
+    history = History(store, key, scrub=scrubber.scrub)
+    return ChatSession(settings, history=history, scrubber=scrubber)
+
+
+def reset_session_for_tests() -> None:
+    """Forget the notebook session (tests make a fresh one per case)."""
+    global _session
+    with _session_lock:
+        if _session is not None:
+            _session.close()
+        _session = None

@@ -1,0 +1,97 @@
+"""Where nbchat runs: the one module that reaches the running IPython and asks what it can show.
+
+Every face needs the same few facts: the shell (if any), the user's namespace, whether output
+can be rich (a kernel sends HTML to a frontend; terminal IPython prints text), and which kernel
+this is. Asking them in one place keeps the answers consistent and keeps IPython out of every
+other module below the faces: nothing here imports IPython until a question needs it, and
+nothing imports it at all when it is not already loaded.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Frontend",
+    "connection_file",
+    "display",
+    "frontend",
+    "javascript",
+    "running_shell",
+    "user_namespace",
+]
+
+
+def running_shell() -> Any:
+    """The IPython shell this code runs in, or None; IPython is not imported when absent."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    return get_ipython() if get_ipython else None
+
+
+def user_namespace(shell: Any = None) -> dict[str, Any]:
+    """The variables of the user's notebook or terminal session ({} outside IPython)."""
+    shell = shell if shell is not None else running_shell()
+    namespace = getattr(shell, "user_ns", None)
+    return namespace if isinstance(namespace, dict) else {}
+
+
+def connection_file() -> str | None:
+    """The kernel's connection file, which names this kernel process; None outside a kernel."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    app_class = getattr(kernelapp, "IPKernelApp", None)
+    if app_class is None or not app_class.initialized():
+        return None
+    path = getattr(app_class.instance(), "connection_file", None)
+    return str(path) if path else None
+
+
+@dataclass(frozen=True, slots=True)
+class Frontend:
+    """What the place nbchat runs in can do."""
+
+    shell: Any
+    """The IPython shell, or None outside IPython."""
+    rich: bool
+    """Outputs are shown as HTML by a frontend (a kernel); False for terminal IPython."""
+    widgets: bool
+    """Widgets can be shown (a kernel with comms)."""
+
+    @property
+    def terminal(self) -> bool:
+        return not self.rich
+
+
+def frontend(shell: Any = None) -> Frontend:
+    """The capabilities of ``shell`` (default: the running shell)."""
+    shell = shell if shell is not None else running_shell()
+    rich = _rich_output(shell)
+    return Frontend(shell=shell, rich=rich, widgets=rich and hasattr(shell, "kernel"))
+
+
+def _rich_output(shell: Any) -> bool:
+    # Terminal IPython's publisher is the base class, which prints text/plain; a kernel's is a
+    # subclass that sends every MIME type to the frontend.
+    publisher = getattr(shell, "display_pub", None)
+    if publisher is None:
+        return False
+    from IPython.core.displaypub import DisplayPublisher
+
+    return type(publisher) is not DisplayPublisher
+
+
+def display(obj: object, **kwargs: Mapping[str, Any] | bool | str) -> None:
+    """Show ``obj`` the way IPython's ``display`` does (widgets, rich reprs)."""
+    from IPython.display import display as ipython_display
+
+    ipython_display(obj, **kwargs)  # type: ignore[no-untyped-call]
+
+
+def javascript(script: str) -> Any:
+    """A display object that runs ``script`` in frontends that run output scripts."""
+    from IPython.display import Javascript
+
+    return Javascript(script)  # type: ignore[no-untyped-call]

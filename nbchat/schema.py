@@ -1,0 +1,185 @@
+"""The on-disk format of the history: tables, versions, and a turn as a row.
+
+Kept apart from :mod:`nbchat.store` (where the file lives, who may read it, how it is opened
+and locked) so that a change of format is one module: its DDL, its migration and the code that
+reads and writes the rows.
+
+Schema, ``PRAGMA user_version = 2`` (a later version migrates from the number it finds)::
+
+    conversations   id INTEGER PRIMARY KEY AUTOINCREMENT  -- larger id = newer conversation
+                    notebook_key TEXT, created REAL, system TEXT NULL
+    turns           conversation_id → conversations.id, position INTEGER (0, 1, …),
+                    cell_id TEXT NULL, prompt TEXT, reply TEXT, status TEXT, model TEXT,
+                    usage TEXT NULL (a JSON object), created REAL,
+                    attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
+                    PRIMARY KEY (conversation_id, position)
+
+Nothing else is stored: no settings, no key. What is malformed in an optional column (usage,
+attachments) reads back as absent rather than failing the whole conversation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+
+from .prompt import Attachment
+from .turn import Turn, spans_fit
+
+__all__ = ["SCHEMA_VERSION", "migrate", "read_turns", "transaction", "write_turn"]
+
+SCHEMA_VERSION = 2
+"""The schema this module writes; a file with a larger ``user_version`` is left alone."""
+
+# Statements that bring a file from the version in the key to the next one.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: (
+        """
+        CREATE TABLE IF NOT EXISTS conversations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            notebook_key TEXT NOT NULL,
+            created REAL NOT NULL,
+            system TEXT
+        )
+        """,
+        """
+        CREATE INDEX IF NOT EXISTS conversations_by_notebook
+            ON conversations (notebook_key, id)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS turns (
+            conversation_id INTEGER NOT NULL REFERENCES conversations (id),
+            position INTEGER NOT NULL CHECK (position >= 0),
+            cell_id TEXT,
+            prompt TEXT NOT NULL,
+            reply TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('complete', 'interrupted')),
+            model TEXT NOT NULL,
+            usage TEXT,
+            created REAL NOT NULL,
+            PRIMARY KEY (conversation_id, position)
+        )
+        """,
+    ),
+    1: ("ALTER TABLE turns ADD COLUMN attachments TEXT",),
+}
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Connection]:
+    """One transaction: committed if the block ends normally, rolled back otherwise.
+
+    A write takes the write lock up front (``IMMEDIATE``) so that waiting for another kernel
+    falls under the busy timeout instead of failing half-way.
+    """
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _user_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION`; refuse one written by a newer nbchat.
+
+    All steps run in one transaction (SQLite's DDL is transactional), so a file is never left
+    half-way between two versions.
+    """
+    if _user_version(db) == SCHEMA_VERSION:
+        return
+    with transaction(db, write=True):
+        version = _user_version(db)  # read again: another kernel may have migrated meanwhile
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this nbchat knows ({SCHEMA_VERSION})"
+            )
+        while version < SCHEMA_VERSION:
+            for statement in _MIGRATIONS[version]:
+                db.execute(statement)
+            version += 1
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+
+def write_turn(db: sqlite3.Connection, conversation_id: int, position: int, turn: Turn) -> None:
+    """Write ``turn`` at ``position``, replacing what was there."""
+    usage = None if turn.usage is None else json.dumps(dict(turn.usage), sort_keys=True)
+    attachments = (
+        json.dumps([a.to_json() for a in turn.attachments], ensure_ascii=False)
+        if turn.attachments
+        else None
+    )
+    db.execute(
+        "INSERT OR REPLACE INTO turns (conversation_id, position, cell_id, prompt, reply,"
+        " status, model, usage, created, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            conversation_id,
+            position,
+            turn.cell_id,
+            turn.prompt,
+            turn.reply,
+            turn.status,
+            turn.model,
+            usage,
+            turn.created,
+            attachments,
+        ),
+    )
+
+
+def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]:
+    """The conversation's turns by position."""
+    return tuple(
+        Turn(
+            prompt=prompt,
+            reply=reply,
+            cell_id=cell_id,
+            status=status,
+            model=model,
+            usage=_read_usage(usage),
+            created=turn_created,
+            attachments=_read_attachments(attachments, prompt),
+        )
+        for cell_id, prompt, reply, status, model, usage, turn_created, attachments in db.execute(
+            "SELECT cell_id, prompt, reply, status, model, usage, created, attachments"
+            " FROM turns WHERE conversation_id = ? ORDER BY position",
+            (conversation_id,),
+        )
+    )
+
+
+def _read_usage(text: str | None) -> Mapping[str, int] | None:
+    counts = _loads(text)
+    return counts if isinstance(counts, dict) else None
+
+
+def _read_attachments(text: str | None, prompt: str) -> tuple[Attachment, ...]:
+    """The stored spans, or none at all when any of them is malformed or misses the prompt:
+    a transcript without folds is better than one that folds the wrong text."""
+    raw = _loads(text)
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        return ()
+    try:
+        attachments = tuple(Attachment.from_json(item) for item in raw)
+    except ValueError:
+        return ()
+    return attachments if spans_fit(prompt, attachments) else ()
+
+
+def _loads(text: str | None) -> object:
+    """The JSON value of an optional column; None when there is none or it does not parse."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return None

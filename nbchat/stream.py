@@ -1,0 +1,261 @@
+"""A reply arriving: the body of one answer, read as it comes and folded into a result.
+
+:class:`ChatStream` reads the body of a ``text/event-stream`` answer piece by piece as the
+network delivers it, decodes the events, and yields each chunk while the
+:class:`~nbchat.accumulator.StreamAccumulator` builds the reply. A server that ignored
+``stream: true`` and sent one JSON body is read by :class:`WholeBodyStream` instead;
+:func:`open_stream` picks which from the answer's ``Content-Type``.
+
+Every way a body can go wrong after the status line becomes a :class:`~nbchat.errors.StreamError`
+that carries what had arrived as ``partial``, so no text the user already saw is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from urllib3.exceptions import HTTPError
+
+from .accumulator import StreamAccumulator
+from .errors import IncompleteStreamError, InStreamError, MalformedChunkError, NbChatError
+from .http_errors import SNIPPET, Failure, check_error_body, classify, host_of, read_json
+from .protocol import ChatResult
+from .secrets import KeyScrubber
+from .sse import SSEDecoder
+
+__all__ = ["ChatStream", "WholeBodyStream", "open_stream"]
+
+_READ_SIZE = 64 * 1024
+_DRAIN_TIMEOUT = 2.0  # seconds to wait for the end of a body after [DONE]
+_QUOTE = 80  # characters of a malformed chunk quoted in its error
+_TIMEOUTS = (Failure.READ_TIMEOUT, Failure.CONNECT_TIMEOUT)
+
+
+def open_stream(
+    response: requests.Response, *, scrubber: KeyScrubber, read_timeout: float
+) -> ChatStream:
+    """The stream that reads ``response``: chunk by chunk, or whole when it is plain JSON."""
+    content_type = response.headers.get("Content-Type", "")
+    if "json" in content_type and "event-stream" not in content_type:
+        return WholeBodyStream(response, scrubber=scrubber, read_timeout=read_timeout)
+    return ChatStream(response, scrubber=scrubber, read_timeout=read_timeout)
+
+
+class ChatStream:
+    """A reply arriving. Iterate to get each chunk (a dict); ``result`` holds the whole reply.
+
+    Iteration ends normally when the reply is complete. It raises :class:`InStreamError` for an
+    error the server sent inside the stream, :class:`MalformedChunkError` for a chunk that is not
+    JSON, :class:`IncompleteStreamError` when the connection ends early; each carries the partial
+    :class:`ChatResult` as ``partial``. :meth:`cancel` may be called from any thread.
+
+    ``read_timeout`` is the one the request was sent with: it bounds the silence between two
+    pieces of the body, and errors quote it.
+    """
+
+    def __init__(
+        self, response: requests.Response, *, scrubber: KeyScrubber, read_timeout: float
+    ) -> None:
+        self._response = response
+        self._scrubber = scrubber
+        self._read_timeout = read_timeout
+        self._host = host_of(response.url)
+        self._cancelled = threading.Event()
+        self._iterating = False
+        self.accumulator = StreamAccumulator()
+        self.result: ChatResult | None = None
+        self.decoder = SSEDecoder()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def snapshot(self) -> ChatResult:
+        """What has arrived so far, as a result flagged incomplete unless it is finished."""
+        return self.result or self.accumulator.result(done=False)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        self._iterating = True
+        try:
+            yield from self._chunks()
+        finally:
+            self._iterating = False
+            self.close()
+
+    def _chunks(self) -> Iterator[dict[str, Any]]:
+        accumulator, decoder = self.accumulator, self.decoder
+        done = False
+        loads = json.loads
+        try:
+            for raw in self._network_reads():
+                for event in decoder.feed(raw):
+                    data = event.data
+                    if done or not data:
+                        continue
+                    if data == "[DONE]":
+                        done = True
+                        self._expect_end_soon()
+                        continue
+                    chunk = self._parse(data, event.event, loads)
+                    accumulator.add(chunk)
+                    if accumulator.errors:
+                        self._raise_in_stream_error()
+                    yield chunk
+                    if self._cancelled.is_set():
+                        return
+                if decoder.foreign_fields:
+                    self._check_foreign_fields()
+        except NbChatError:
+            raise
+        except Exception as exc:
+            if self._cancelled.is_set():  # whatever a shut socket raised, stopping was asked for
+                return
+            if not isinstance(exc, (requests.RequestException, HTTPError, OSError)):
+                raise
+            if not done:
+                raise self._broken(exc) from None
+            # [DONE] arrived and the reply is whole; only the end of the body misbehaved.
+        if self._cancelled.is_set():
+            return
+        tail = decoder.close()
+        if tail is not None and tail.data and not done:
+            if tail.data == "[DONE]":
+                done = True
+            else:
+                chunk = self._parse(tail.data, tail.event, loads)
+                accumulator.add(chunk)
+                if accumulator.errors:
+                    self._raise_in_stream_error()
+                yield chunk
+        self._check_foreign_fields()
+        result = accumulator.result(done=done)
+        if not result.complete:
+            warned = f"; it warned: {result.warnings[0]}" if result.warnings else ""
+            raise IncompleteStreamError(
+                f"The stream from {self._host} ended before the reply was complete{warned}",
+                partial=result,
+                hint="the text so far is kept; ask again to get the rest",
+            )
+        self.result = result
+
+    def _network_reads(self) -> Iterator[bytes]:
+        """Each piece of the body as soon as it arrives.
+
+        ``iter_content(chunk_size=None)`` would do for a chunked body but waits for the whole
+        of a close-delimited one (an HTTP/1.0 server or proxy), so read1 serves that case.
+        """
+        raw = self._response.raw
+        if raw.chunked and raw.supports_chunked_reads():
+            yield from raw.read_chunked(None, decode_content=True)
+        else:
+            while data := raw.read1(_READ_SIZE, decode_content=True):
+                yield data
+
+    def _socket(self) -> socket.socket | None:
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        return sock if isinstance(sock, socket.socket) else None
+
+    def _expect_end_soon(self) -> None:
+        """After ``[DONE]`` only the end of the body is left; a server that keeps the
+        connection open without ending the body must not hold the reply for a read timeout."""
+        sock = self._socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(min(_DRAIN_TIMEOUT, self._read_timeout))
+
+    def _parse(self, data: str, event_type: str, loads: Callable[[str], Any]) -> dict[str, Any]:
+        try:
+            chunk = loads(data)
+        except ValueError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            if event_type == "error":
+                self.accumulator.errors.append({"message": data[:SNIPPET]})
+                self._raise_in_stream_error()
+            raise MalformedChunkError(
+                f"{self._host} sent a stream chunk that is not a JSON object: "
+                f"{self._scrubber.scrub(data[:_QUOTE])!r}",
+                partial=self.accumulator.result(done=False),
+                hint="the server may not be OpenAI-compatible; the text so far is kept",
+            )
+        return chunk
+
+    def _check_foreign_fields(self) -> None:
+        for name, value in self.decoder.foreign_fields:
+            if name == "error":  # older llama.cpp servers: `error: {...}` instead of a data line
+                try:
+                    error = json.loads(value)
+                except ValueError:
+                    error = {"message": value}
+                self.accumulator.errors.append(
+                    error if isinstance(error, dict) else {"message": str(error)}
+                )
+                self._raise_in_stream_error()
+
+    def _raise_in_stream_error(self) -> None:
+        errors = self.accumulator.errors
+        errors[:] = [self._scrubber.scrub_json(e) for e in errors]
+        error = dict(errors[0])
+        message = self._scrubber.scrub(str(error.get("message") or error)) or "unknown error"
+        kind = error.get("type") or error.get("code")
+        partial = self.accumulator.result(done=False)
+        raise InStreamError(
+            f"{self._host} reported an error mid-stream: {message}"
+            + (f" [{kind}]" if kind else ""),
+            partial=partial,
+            error=error,
+            hint="the text so far is kept" if partial.text else None,
+        )
+
+    def _broken(self, exc: Exception) -> NbChatError:
+        partial = self.accumulator.result(done=False)
+        if classify(exc) in _TIMEOUTS:
+            return IncompleteStreamError(
+                f"{self._host} sent nothing for {self._read_timeout:g} s "
+                "in the middle of the reply",
+                partial=partial,
+                hint="the text so far is kept; raise NBCHAT_READ_TIMEOUT for slow models",
+            )
+        return IncompleteStreamError(
+            f"The connection to {self._host} broke in the middle of the reply",
+            partial=partial,
+            hint="the text so far is kept; ask again to get the rest",
+        )
+
+    def cancel(self) -> None:
+        """Stop now, from any thread: the connection is shut, iteration ends quietly."""
+        self._cancelled.set()
+        sock = self._socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not self._iterating:  # else the iterating thread closes it as it leaves
+            self.close()
+
+    def close(self) -> None:
+        """Release the connection (it is reused only if the body was read to the end)."""
+        self._response.close()
+
+
+class WholeBodyStream(ChatStream):
+    """A server that ignored ``stream: true`` and sent one JSON body: one chunk, then done."""
+
+    def _chunks(self) -> Iterator[dict[str, Any]]:
+        body = read_json(self._response, self._host)
+        check_error_body(body, self._host, self._scrubber)
+        self.accumulator.add_completion(body)
+        self.result = self.accumulator.result(done=True)
+        yield body

@@ -1,0 +1,52 @@
+"""A reply in terminal IPython: the text streamed to stdout as it arrives, then a footer.
+
+Terminal IPython cannot show HTML, so the Markdown source is written as it comes, only the
+pieces that are new since the last chunk (never the whole reply again), and the footer follows
+in :mod:`nbchat.views`' words. A reply that failed before any text prints nothing here: the
+magic's one-line error says it all.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from . import views
+from .reply import Reply
+
+__all__ = ["PlainDisplay"]
+
+
+class PlainDisplay:
+    """Streams a reply as plain text, for shells that cannot show HTML (terminal IPython)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._pieces_written = 0
+        self._chars_written = 0
+
+    def _out(self) -> TextIO:
+        return self.stream or sys.stdout
+
+    def __call__(self, reply: Reply) -> None:
+        if reply.status == "pending":
+            return
+        out = self._out()
+        if reply.status == "streaming":
+            pieces = reply.text_pieces()
+            new = "".join(pieces[self._pieces_written :])
+            self._pieces_written = len(pieces)
+            if new:
+                out.write(new)
+                self._chars_written += len(new)
+                out.flush()
+            return
+        texts = reply.texts()
+        text = texts[0]
+        out.write(text[self._chars_written :])
+        self._chars_written = len(text)
+        for index, other in enumerate(texts[1:], start=2):
+            out.write(f"\n\n{views.choice_heading(index, markdown=True)}\n{other}")
+        if text or reply.status != "failed":
+            out.write(f"\n{views.footer_text(views.Footing.of_reply(reply))}\n")
+        out.flush()

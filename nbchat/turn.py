@@ -1,0 +1,84 @@
+"""One exchange of a conversation, as the history keeps it and the store writes it.
+
+A module of its own so that :mod:`nbchat.history` (the conversation in memory) and
+:mod:`nbchat.store` (the file) share the one definition, and the store never has to import the
+history it serves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, get_args
+
+from .prompt import Attachment
+
+__all__ = ["Turn", "TurnStatus", "spans_fit"]
+
+TurnStatus = Literal["complete", "interrupted"]
+_STATUSES: frozenset[str] = frozenset(get_args(TurnStatus))
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One exchange: what the user sent and what came back, tied to the cell that asked."""
+
+    prompt: str
+    """The user message exactly as sent, so that the next request repeats it word for word."""
+    reply: str
+    """The assistant's text (first choice); what had arrived, if the reply was interrupted."""
+    cell_id: str | None = None
+    """The notebook cell that asked; None in terminal IPython, where turns only append."""
+    status: TurnStatus = "complete"
+    """``interrupted`` when the reply was stopped: its partial text is kept, and marked."""
+    model: str = ""
+    """The model that answered, for the record."""
+    usage: Mapping[str, int] | None = field(default=None, hash=False)
+    """Token counts (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) when known.
+
+    Kept read-only, and only the whole-number entries: nested details are dropped.
+    """
+    created: float = field(default_factory=time.time)
+    """When the turn was made, in seconds since the epoch."""
+    attachments: tuple[Attachment, ...] = ()
+    """Where each dataframe or array summary sits in :attr:`prompt`, in order, so that a
+    transcript can fold them without parsing the prompt back. Checked by :func:`spans_fit`."""
+
+    def __post_init__(self) -> None:
+        if self.status not in _STATUSES:
+            raise ValueError(f"status must be 'complete' or 'interrupted', not {self.status!r}")
+        if self.usage is not None:
+            counts = {
+                str(name): value
+                for name, value in self.usage.items()
+                if isinstance(value, int) and not isinstance(value, bool)
+            }
+            object.__setattr__(self, "usage", MappingProxyType(counts) if counts else None)
+        object.__setattr__(self, "attachments", tuple(self.attachments))
+        if not spans_fit(self.prompt, self.attachments):
+            raise ValueError(
+                f"attachments must lie in order inside the prompt of {len(self.prompt)}"
+                f" characters, not {[(a.start, a.end) for a in self.attachments]}"
+            )
+
+    def messages(self) -> list[dict[str, str]]:
+        """The turn as chat messages, user then assistant, as a request replays it."""
+        return [
+            {"role": "user", "content": self.prompt},
+            {"role": "assistant", "content": self.reply},
+        ]
+
+
+def spans_fit(text: str, attachments: Sequence[Attachment]) -> bool:
+    """Whether the spans lie inside ``text``, in order and without overlapping.
+
+    Only such spans can be folded: a transcript cuts the prompt at each span's ends in turn.
+    """
+    position = 0
+    for attachment in attachments:
+        if not position <= attachment.start <= attachment.end <= len(text):
+            return False
+        position = attachment.end
+    return True

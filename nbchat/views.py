@@ -1,0 +1,253 @@
+"""Every fragment a face shows, as HTML for notebooks and widgets and as text for terminals.
+
+The faces decide *when* and *where* something is drawn; this module alone decides *what* it
+looks like: the footer under a reply, the placeholder while a model is asked, reasoning, the
+user's message with its attachments folded, notices, the status line, and the words used for
+each ending. Changing the footer, or the word for a stopped reply, is one edit here.
+
+Styles are inline (notebook outputs and widget HTML both keep them, a saved notebook shows them
+without any stylesheet being loaded) and come from one table, :data:`STYLES`, keyed by the
+``nbchat-*`` class each element also carries. Colours are JupyterLab's theme variables with a
+light fallback for frontends without them. Everything drawn from model or user text is escaped
+here or rendered by :mod:`nbchat.render`, which escapes raw HTML.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .history import Turn
+    from .prompt import Prompt
+    from .reply import Reply
+
+__all__ = [
+    "INTERRUPTED",
+    "STYLES",
+    "Footing",
+    "choice_heading",
+    "empty_transcript",
+    "footer_html",
+    "footer_text",
+    "interrupted_message",
+    "notice_html",
+    "placeholder_html",
+    "prompt_html",
+    "reasoning_html",
+    "reply_html",
+    "status_html",
+    "streaming_marker_html",
+    "streaming_status",
+    "thinking_html",
+]
+
+INTERRUPTED = "interrupted"
+"""The word for a reply the user stopped (Stop, Kernel → Interrupt, Ctrl-C)."""
+FAILED = "failed"
+
+_MUTED = "color: var(--jp-ui-font-color2, #777); font-size: 0.85em"
+STYLES: Mapping[str, str] = {
+    "nbchat-muted": _MUTED,
+    "nbchat-footer": _MUTED,
+    "nbchat-placeholder": _MUTED,
+    "nbchat-thinking": f"{_MUTED}; white-space: pre-wrap",
+    "nbchat-reasoning-summary": _MUTED,
+    "nbchat-you": (
+        "border-left: 3px solid var(--jp-brand-color1, #1976d2); padding: 2px 8px; margin: 6px 0"
+    ),
+    "nbchat-you-label": f"{_MUTED}; font-weight: bold",
+    "nbchat-typed": "white-space: pre-wrap",
+    "nbchat-attachment-summary": _MUTED,
+    "nbchat-attachment-body": "font-size: 0.8em; white-space: pre-wrap",
+    "nbchat-error": "color: var(--jp-error-color1, #d32f2f)",
+    "nbchat-status-text": "color: var(--jp-ui-font-color2, #777); font-size: 0.9em",
+    "nbchat-status-error": "color: var(--jp-error-color1, #d32f2f); font-size: 0.9em",
+}
+"""Inline style by class name: the one stylesheet of everything nbchat draws."""
+
+_REASONING_PREVIEW = 600  # characters of reasoning shown while the model thinks
+
+
+def _element(tag: str, cls: str, body: str) -> str:
+    style = STYLES.get(cls)
+    styled = f' style="{style}"' if style else ""
+    return f'<{tag} class="{cls}"{styled}>{body}</{tag}>'
+
+
+# -- the footer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Footing:
+    """What a footer says about a reply, from a live :class:`Reply` or a stored turn."""
+
+    model: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    seconds: float | None = None
+    """How long it took; unknown for a turn read back from the store."""
+    ending: str = ""
+    """"" for a reply that completed, else :data:`INTERRUPTED` or ``failed``."""
+
+    @classmethod
+    def of_reply(cls, reply: Reply) -> Footing:
+        usage = reply.result.usage
+        endings = {"interrupted": INTERRUPTED, "failed": FAILED}
+        return cls(
+            model=reply.answered_model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            total_tokens=usage.total_tokens if usage else None,
+            seconds=reply.elapsed,
+            ending=endings.get(reply.status, ""),
+        )
+
+    @classmethod
+    def of_turn(cls, turn: Turn) -> Footing:
+        usage = turn.usage or {}
+        return cls(
+            model=turn.model or "model",
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            total_tokens=usage.get("total_tokens"),
+            ending=INTERRUPTED if turn.status == "interrupted" else "",
+        )
+
+    def parts(self) -> list[str]:
+        """The footer's pieces, in order: model, tokens, time, how it ended."""
+        parts = [self.model]
+        if self.prompt_tokens is not None and self.completion_tokens is not None:
+            parts.append(f"{self.prompt_tokens:,} → {self.completion_tokens:,} tokens")
+        elif self.total_tokens is not None:
+            parts.append(f"{self.total_tokens:,} tokens")
+        if self.seconds is not None:
+            parts.append(f"{self.seconds:.1f} s")
+        if self.ending:
+            parts.append(self.ending)
+        return parts
+
+
+def footer_html(footing: Footing) -> str:
+    return _element("div", "nbchat-footer", " · ".join(html.escape(p) for p in footing.parts()))
+
+
+def footer_text(footing: Footing) -> str:
+    return f"[{' · '.join(footing.parts())}]"
+
+
+# -- a reply ----------------------------------------------------------------------------------
+
+
+def placeholder_html(model: str) -> str:
+    """What a cell shows from the question until the first text arrives."""
+    return _element("div", "nbchat-placeholder", f"⋯ asking {html.escape(model)}")
+
+
+def streaming_marker_html(model: str) -> str:
+    """The line under choices that are still growing."""
+    return _element("div", "nbchat-placeholder", f"⋯ {html.escape(model)}")
+
+
+def choice_heading(number: int, *, markdown: bool = False) -> str:
+    """The heading over choice ``number`` (from 1) of a reply with several."""
+    return f"#### Choice {number}" if markdown else f"<h4>Choice {number}</h4>"
+
+
+def thinking_html(reasoning: str) -> str:
+    """The tail of the model's reasoning, shown while it thinks and no answer has come yet."""
+    tail = reasoning[-_REASONING_PREVIEW:]
+    cut = "…" if len(reasoning) > len(tail) else ""
+    return _element("div", "nbchat-thinking", f"Thinking… {cut}{html.escape(tail)}")
+
+
+def reasoning_html(reasoning: str) -> str:
+    """A finished reply's reasoning, folded away above the answer ("" when there was none)."""
+    if not reasoning.strip():
+        return ""
+    from .render import render_markdown
+
+    summary = _element("summary", "nbchat-reasoning-summary", "Reasoning")
+    return f'<details class="nbchat-reasoning">{summary}{render_markdown(reasoning)}</details>'
+
+
+def reply_html(bodies: Sequence[str], footing: Footing, reasonings: Sequence[str] = ()) -> str:
+    """A finished reply: each choice's rendered body (headed when there are several), its
+    reasoning folded above it, and the footer."""
+    many = len(bodies) > 1
+    sections = []
+    for index, body in enumerate(bodies):
+        heading = choice_heading(index + 1) if many else ""
+        reasoning = reasonings[index] if index < len(reasonings) else ""
+        sections.append(heading + reasoning_html(reasoning) + body)
+    return f'<div class="nbchat-reply">{"".join(sections)}{footer_html(footing)}</div>'
+
+
+def interrupted_message(kept_characters: int) -> str:
+    """The one line a cell ends with when the user interrupted its reply."""
+    if kept_characters:
+        return (
+            f"Interrupted: the partial reply ({kept_characters:,} characters) is kept, "
+            f"marked {INTERRUPTED}"
+        )
+    return "Interrupted before the reply began; the conversation is unchanged"
+
+
+# -- the user's side --------------------------------------------------------------------------
+
+
+def prompt_html(prompt: Prompt) -> str:
+    """A user message: the text as typed, each attached summary folded under its label."""
+    parts: list[str] = []
+    for piece, attachment in prompt.parts():
+        if attachment is None:
+            parts.append(_element("div", "nbchat-typed", html.escape(piece)))
+            continue
+        summary = _element(
+            "summary", "nbchat-attachment-summary", f"attached: {html.escape(attachment.label)}"
+        )
+        body = _element("pre", "nbchat-attachment-body", html.escape(piece))
+        parts.append(f'<details class="nbchat-attachment">{summary}{body}</details>')
+    label = _element("div", "nbchat-you-label", "You")
+    return _element("div", "nbchat-you", label + "".join(parts))
+
+
+def notice_html(message: str) -> str:
+    """A one-line problem shown in a transcript (the request failed, nothing was kept)."""
+    return _element("div", "nbchat-error", f"⚠ {html.escape(message)}")
+
+
+def empty_transcript() -> str:
+    return _element(
+        "div",
+        "nbchat-muted",
+        "No messages yet. What you ask here and in <code>%%chat</code> cells is one conversation.",
+    )
+
+
+def context_hint() -> str:
+    return _element("span", "nbchat-muted", "Context: no dataframes yet")
+
+
+# -- the status line --------------------------------------------------------------------------
+
+
+def status_html(text: str, *, error: bool = False) -> str:
+    return _element(
+        "span", "nbchat-status-error" if error else "nbchat-status-text", html.escape(text)
+    )
+
+
+def streaming_status(model: str, characters: int, seconds: float) -> str:
+    return f"streaming {model}… {characters:,} characters · {seconds:.1f} s"
+
+
+def ended_status(footing: Footing, kept_characters: int) -> str:
+    """The status line once a reply has ended well or was stopped."""
+    parts = footing.parts()
+    if footing.ending == INTERRUPTED:
+        parts[-1] = f"{INTERRUPTED}; the partial reply ({kept_characters:,} characters) is kept"
+    return " · ".join(parts)
