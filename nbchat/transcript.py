@@ -86,10 +86,8 @@ def clipboard_script(code: str) -> str:
 
 def turn_view(turn: Turn, copy: CopyCode) -> Any:
     """A finished turn read from the conversation: the message, the reply, its footer."""
-    reply = widgets.HTMLMath(
-        value=f'<div class="nbchat-reply">{render_markdown(turn.reply)}'
-        f"{views.footer_html(views.Footing.of_turn(turn))}</div>"
-    )
+    body = render_markdown(turn.reply)
+    reply = widgets.HTMLMath(value=views.reply_html([body], views.Footing.of_turn(turn)))
     view = _turn_box(
         [widgets.HTML(value=views.prompt_html(Prompt(turn.prompt, turn.attachments))), reply]
     )

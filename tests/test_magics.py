@@ -333,7 +333,7 @@ def test_chat_code_takes_blocks_of_the_latest_reply(
 def test_chat_panel_shows_a_panel_on_the_notebook_session(
     shell: Shell, env: LoopbackServer
 ) -> None:
-    assert shell.run("%chat panel").success
+    assert shell.run("%chat panel", cell_id="panel-cell").success
     views = [
         m
         for m in shell.publisher.messages  # type: ignore[union-attr]
@@ -342,10 +342,9 @@ def test_chat_panel_shows_a_panel_on_the_notebook_session(
     assert len(views) == 1
     env.enqueue(Reply("seen by the panel"))
     assert chat(shell, "hello").success
-    from ipywidgets.widgets.widget import _instances
-
-    model_id = views[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
-    panel_widget = _instances[model_id]
+    panel_widget = shell.ip.magics_manager.registry["ChatMagics"].panels["panel-cell"]
+    shown = views[0].data["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert shown == panel_widget.model_id  # the panel itself is the widget shown
     texts = []
     stack = [panel_widget]
     while stack:

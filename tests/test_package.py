@@ -117,3 +117,67 @@ def test_the_loopback_server_uses_only_the_standard_library() -> None:
     stdlib = set(sys.stdlib_module_names) | {"__future__"}
     for path in (PACKAGE / "testing").rglob("*.py"):
         assert _imports(path) <= stdlib, (path, _imports(path) - stdlib)
+
+
+# Each module's layer, from the wire up (ARCHITECTURE.md draws the same table). A module may
+# import from its own layer or any below it, never from above.
+LAYERS: dict[str, int] = {
+    **dict.fromkeys(["errors", "version", "sse", "config", "secrets", "runtime"], 0),
+    **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
+    **dict.fromkeys(["render", "incremental", "codeblocks"], 2),
+    **dict.fromkeys(["context", "frames", "prompt"], 3),
+    **dict.fromkeys(["turn", "schema", "store", "history"], 4),
+    **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
+    **dict.fromkeys(["views", "options", "export"], 6),
+    **dict.fromkeys(
+        ["display", "terminal", "magics", "commands", "actions", "panel", "panel_controls"], 7
+    ),
+    "transcript": 7,
+    "__init__": 8,
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]  # a subpackage (frames/) is one module of its layer
+
+
+def _package_imports(source: str, *, in_subpackage: bool) -> set[str]:
+    """The nbchat modules ``source`` imports, anywhere in it (lazy imports in functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level == 0:
+            if node.module and node.module.split(".")[0] == "nbchat":
+                names = node.module.split(".")[1:2] or [a.name for a in node.names]
+                found.update(names)
+            continue
+        if in_subpackage and node.level == 1:
+            continue  # within its own subpackage
+        if node.module:
+            found.add(node.module.split(".")[0])
+        else:
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_imports_run_down_the_layers_only() -> None:
+    upward = []
+    for path in PACKAGE.rglob("*.py"):
+        source = _module_name(path)
+        if source == "testing":
+            continue  # stands apart: standard library only (tested above)
+        assert source in LAYERS, f"{source} has no layer: add it to LAYERS and ARCHITECTURE.md"
+        in_subpackage = len(path.relative_to(PACKAGE).parts) > 1
+        for target in _package_imports(path.read_text("utf-8"), in_subpackage=in_subpackage):
+            assert target in LAYERS, (path, target)
+            if LAYERS[target] > LAYERS[source]:
+                upward.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    assert upward == []
+
+
+def test_the_layer_rule_sees_lazy_and_absolute_imports() -> None:
+    source = "def f():\n    from .session import ChatSession\n    from nbchat.panel import X\n"
+    assert _package_imports(source, in_subpackage=False) == {"session", "panel"}
+    assert _package_imports("from .model import Facts\n", in_subpackage=True) == set()

@@ -467,3 +467,16 @@ def test_the_model_picker_follows_chat_model(
     panel = open_panel()
     session.settings = replace(session.settings, model="changed-elsewhere")
     assert panel.model_picker.value == "changed-elsewhere"
+
+
+def test_the_panel_is_a_widget_that_nests_like_one(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import ipywidgets as widgets
+
+    panel = open_panel()
+    box = widgets.VBox([widgets.HTML(value="above"), panel])
+    assert box.children[1] is panel
+    assert isinstance(panel, widgets.VBox)
+    data = panel._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
