@@ -25,7 +25,7 @@ from typing import Any
 
 from nbchat.display import CellDisplay, UpdatePolicy
 from nbchat.render import render_markdown
-from nbchat.session import Reply
+from nbchat.reply import Reply
 
 PIECES = 20_000
 RATE = 100.0  # pieces (≈ tokens) a second
@@ -135,19 +135,15 @@ def run_nbchat(pieces: list[str]) -> dict[str, float]:
     clock = SimulatedClock()
     sink = CountingSink()
     display = CellDisplay(sink, policy=UpdatePolicy(clock=clock), flush_when_quiet=False)
-    reply = Reply("benchmark", model="bench-model", cell_id=None, choices_requested=1)
-    accumulator = reply._accumulator
+    reply = Reply("benchmark", model="bench-model")
     cpu = time.process_time()
     display(reply)
-    reply.status = "streaming"
     for piece in pieces:
         clock.now += 1 / RATE
-        accumulator.add({"choices": [{"index": 0, "delta": {"content": piece}}]})
-        reply.chunks += 1
+        reply.receive({"choices": [{"index": 0, "delta": {"content": piece}}]})
         display(reply)
-    accumulator.add({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    reply._final = accumulator.result(done=True)
-    reply.status = "done"
+    reply.receive({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    reply.end("done")
     display(reply)
     cpu = time.process_time() - cpu
     return {

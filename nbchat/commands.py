@@ -9,6 +9,7 @@ COMMAND?`` or ``%chat COMMAND --help`` prints the command's usage. What each com
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 
 from IPython.core.error import UsageError
@@ -69,16 +70,35 @@ def _block_number(raw: str) -> int:
     return int(raw)
 
 
-_PARSER, _SUBPARSERS = _parsers()
-COMMANDS = tuple(sorted(_SUBPARSERS))
-"""The ``%chat`` commands."""
+COMMANDS = (
+    "code",
+    "config",
+    "context",
+    "export",
+    "history",
+    "key",
+    "model",
+    "models",
+    "panel",
+    "reset",
+    "system",
+    "usage",
+)
+"""The ``%chat`` commands (a test checks the parser has exactly these)."""
+
+
+@functools.cache
+def parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
+    """The ``%chat`` parser and each command's own, built on first use (``%load_ext`` stays
+    cheap)."""
+    return _parsers()
 
 
 def usage() -> str:
     """The help of every command, for ``%chat?``."""
     lines = ["%chat commands (%chat COMMAND? for one command's options):", ""]
     for name in COMMANDS:
-        lines.append(f"  %chat {name:<8} {_SUBPARSERS[name].description}")
+        lines.append(f"  %chat {name:<8} {parsers()[1][name].description}")
     return "\n".join(lines)
 
 
@@ -92,7 +112,8 @@ def parse_command(line: str) -> argparse.Namespace | str:
         raise UsageError(f"%chat needs a command: {', '.join(COMMANDS)} (%chat? says more)")
     wants_help = name.endswith("?") or (rest.endswith("?") and name != "system")
     name = name.rstrip("?")
-    parser = _SUBPARSERS.get(name)
+    root, commands = parsers()
+    parser = commands.get(name)
     if parser is None:
         raise UsageError(
             f"%chat: unknown command {name!r}; try one of {', '.join(COMMANDS)} "
@@ -109,7 +130,7 @@ def parse_command(line: str) -> argparse.Namespace | str:
         except ValueError as error:
             raise UsageError(f"%chat {name}: {error}") from None
     try:
-        args = _PARSER.parse_args([name, *words])
+        args = root.parse_args([name, *words])
     except UsageError as error:
         message = str(error).strip().splitlines()[-1]
         if message.startswith("unrecognized arguments"):

@@ -21,8 +21,6 @@ from IPython.core.magic import Magics, magics_class
 from IPython.core.magic import line_cell_magic as _line_cell_magic
 
 from . import views
-from .actions import HANDLERS, code_to_next_cell
-from .commands import parse_command
 from .errors import NbChatError
 from .events import ReplyObserver
 from .notebook import get_session
@@ -179,6 +177,8 @@ class ChatMagics(Magics):
         if args.out:
             namespace[args.out] = reply.text
         if args.code:
+            from .actions import code_to_next_cell
+
             try:
                 code_to_next_cell(self, reply.text, 1)
             except UsageError as error:
@@ -196,6 +196,9 @@ class ChatMagics(Magics):
         return PlainDisplay()
 
     def _command(self, line: str) -> None:
+        from .actions import HANDLERS
+        from .commands import parse_command
+
         parsed = parse_command(line)
         if isinstance(parsed, str):
             print(parsed)  # help was asked for

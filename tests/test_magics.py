@@ -679,3 +679,10 @@ def test_bad_values_fail_the_same_way_on_a_cell_and_a_command(
     assert "takes a whole number ≥ 100, got '5'" in cell
     assert "takes a whole number ≥ 100, got '5'" in line
     assert not env.chat_requests  # nothing was sent
+
+
+def test_every_command_is_parsed_and_handled() -> None:
+    from nbchat.actions import HANDLERS
+    from nbchat.commands import COMMANDS, parsers
+
+    assert set(COMMANDS) == set(parsers()[1]) == set(HANDLERS)
