@@ -451,7 +451,7 @@ def test_a_failed_message_gets_back_its_text_and_its_frames(
 
     panel = open_panel(namespace={"sales": pd.DataFrame({"a": [1, 2]})})
     panel.context_picker.value = ("sales",)
-    server.enqueue(Status(503))
+    server.enqueue(Status(503, delay=0.5))  # still asking when the picker is looked at
     send(panel, "about sales")
     assert panel.context_picker.value == ()  # taken with the message...
     panel.wait(10)
