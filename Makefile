@@ -1,15 +1,27 @@
 # `make test` is the one test command: on a fresh machine it makes a virtualenv, installs nbchat
 # with its test tools, installs Debian's chromium for the browser tests when it is missing,
-# then runs the linters, the type checker and the test suite.
+# then runs the linters, the type checker and the test suite. `make quickstart` and `make lab`
+# use a smaller virtualenv of their own (.venv-notebooks) with what the notebooks need.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-LINTED := nbchat tests benchmarks notebooks/run_headless.py
+LINTED := nbchat tests benchmarks notebooks/run_headless.py notebooks/run_lab.py
+# The notebooks' own virtualenv (`make quickstart`, `make lab`): nbchat with its `lab` and
+# `examples` extras only, none of the test tools.
+# LiteLLM's proxy, a real OpenAI-compatible gateway the tests talk to, lives in a virtualenv of
+# its own: litellm[proxy] pins polars and python-dateutil versions nbchat must not be held to.
+# 1.108.8 and later pin litellm-enterprise/litellm-proxy releases the package index lacks.
+LITELLM_VENV ?= .venv-litellm
+LITELLM_SPEC ?= litellm[proxy]>=1.108,<1.108.8
+NB_VENV ?= .venv-notebooks
+NB_PY := $(NB_VENV)/bin/python
+LAB_ARGS ?=
 
-.PHONY: test lint typecheck pytest install browser-deps bench quickstart clean
+.PHONY: test lint typecheck pytest install litellm browser-deps bench notebooks-install quickstart lab \
+	clean
 
-test: install browser-deps lint typecheck pytest
+test: install litellm browser-deps lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -17,6 +29,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+litellm: $(LITELLM_VENV)/.installed
+
+$(LITELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LITELLM_VENV)/bin/python -m pip install --quiet "$(LITELLM_SPEC)"
 	touch $@
 
 browser-deps:
@@ -39,10 +59,24 @@ bench: install
 	$(PY) benchmarks/load_time.py
 	$(PY) benchmarks/frame_summary.py
 
-# Runs the quickstart notebook headless and writes it as HTML to build/notebooks/: against
-# your API when a key is configured, otherwise against the bundled loopback server.
-quickstart: install
-	$(PY) notebooks/run_headless.py
+notebooks-install: $(NB_VENV)/.installed
+
+$(NB_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NB_VENV)
+	$(NB_PY) -m pip install --quiet --upgrade pip
+	$(NB_PY) -m pip install --quiet -e ".[lab,examples]"
+	touch $@
+
+# Runs the notebooks headless and writes them as HTML to build/notebooks/: against your API when
+# a key is configured, otherwise against the bundled loopback server. Their conversations go to
+# a temporary NBCHAT_HOME, not to your history file.
+quickstart: notebooks-install
+	$(NB_PY) notebooks/run_headless.py
+
+# JupyterLab on notebooks/, talking to the loopback server (canned replies, no key needed);
+# the server stops when JupyterLab exits. Options for `jupyter lab` go in LAB_ARGS.
+lab: notebooks-install
+	$(NB_PY) notebooks/run_lab.py $(LAB_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(NB_VENV) $(LITELLM_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

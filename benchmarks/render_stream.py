@@ -1,9 +1,12 @@
-"""What showing a long streamed reply costs: render CPU, display updates, bytes to the page.
+"""What showing a long streamed reply costs: render CPU, display updates, outputs, bytes.
 
-A 100 KB Markdown reply (headings, paragraphs, lists, tables, code) arrives in 20,000 pieces at
-100 pieces a second, on a simulated clock, so the figures do not depend on how busy the machine
-is: only the CPU time is real. nbchat's cell display is measured next to two naive ways of doing
-the same, in the same run:
+Markdown replies of 10 KB, 100 KB and 1 MB (headings, paragraphs, lists, tables, code) arrive in
+pieces of 5 bytes (about a token) at 100 pieces a second, on a simulated clock, so the figures do
+not depend on how busy the machine is: only the CPU time is real. For each, nbchat's cell
+display reports the most outputs the cell held at any moment (JupyterLab shows 50, then hides
+the rest behind "Show more outputs") and the bytes sent over the final HTML's.
+
+For the 100 KB reply, two naive ways of doing the same are measured in the same run:
 
 - *per chunk*: render the whole reply again for each piece and resend it in one output;
 - *throttled*: the same at 15 updates a second.
@@ -27,12 +30,13 @@ from nbchat.display import CellDisplay, UpdatePolicy
 from nbchat.render import render_markdown
 from nbchat.reply import Reply
 
-PIECES = 20_000
-RATE = 100.0  # pieces (≈ tokens) a second
-TARGET_BYTES = 100_000
+PIECE_BYTES = 5  # about a token
+RATE = 100.0  # pieces a second
+SIZES = (10_000, 100_000, 1_000_000)
+NAIVE_SIZE = 100_000
 
 
-def make_reply(size: int = TARGET_BYTES, seed: int = 7) -> str:
+def make_reply(size: int, seed: int = 7) -> str:
     """A long, varied Markdown answer like a model writes."""
     rng = random.Random(seed)
     words = (
@@ -101,12 +105,16 @@ def split(text: str, pieces: int) -> list[str]:
 
 
 class CountingSink:
-    """Counts what a kernel would send to the page: messages and the bytes of their data."""
+    """Counts what a kernel would send to the page (messages, the bytes of their data) and the
+    outputs the cell holds, applied the way a frontend applies them."""
 
     def __init__(self) -> None:
         self.messages = 0
         self.bytes = 0
         self.html_bytes = 0
+        self.outputs: set[str] = set()
+        self.peak_outputs = 0
+        self._clear_on_next = False
 
     def _count(self, data: dict[str, Any]) -> None:
         self.messages += 1
@@ -115,12 +123,21 @@ class CountingSink:
 
     def show(self, data: dict[str, Any], metadata: dict[str, Any], display_id: str) -> None:
         self._count(data)
+        if self._clear_on_next:
+            self.outputs.clear()
+            self._clear_on_next = False
+        self.outputs.add(display_id)
+        self.peak_outputs = max(self.peak_outputs, len(self.outputs))
 
     def replace(self, data: dict[str, Any], metadata: dict[str, Any], display_id: str) -> None:
         self._count(data)
 
     def clear(self, *, wait: bool) -> None:
         self.messages += 1
+        if wait:
+            self._clear_on_next = True
+        else:
+            self.outputs.clear()
 
 
 class SimulatedClock:
@@ -152,6 +169,7 @@ def run_nbchat(pieces: list[str]) -> dict[str, float]:
         "bytes": sink.bytes,
         "html_bytes": sink.html_bytes,
         "render": display.renderer.render_seconds,
+        "peak_outputs": sink.peak_outputs,
     }
 
 
@@ -182,41 +200,42 @@ def run_naive(text: str, pieces: list[str], *, rate: float | None) -> dict[str, 
 
 
 def main() -> None:
-    text = make_reply()
-    pieces = split(text, PIECES)
-    final_html = len(render_markdown(text).encode())
-    stream_seconds = PIECES / RATE
+    print(
+        f"pieces of {PIECE_BYTES} bytes at {RATE:.0f} pieces/s (simulated clock); "
+        "× final: bytes sent over the final HTML's"
+    )
+    header = f"{'reply':>9}{'final HTML':>12}{'render CPU':>12}{'% of stream':>12}"
+    header += f"{'updates':>9}{'/s':>6}{'peak outputs':>14}{'HTML sent':>12}{'× final':>9}"
+    header += f"{'all data':>12}{'× final':>9}"
+    print(header)
+    for size in SIZES:
+        text = make_reply(size)
+        pieces = split(text, len(text) // PIECE_BYTES)
+        final_html = len(render_markdown(text).encode())
+        seconds = len(pieces) / RATE
+        ours = run_nbchat(pieces)
+        print(
+            f"{len(text.encode()):>9,}{final_html:>12,}{ours['cpu']:>11.2f}s"
+            f"{100 * ours['cpu'] / seconds:>11.1f}%{ours['updates']:>9,.0f}"
+            f"{ours['updates'] / seconds:>6.1f}{ours['peak_outputs']:>14,.0f}"
+            f"{ours['html_bytes']:>12,.0f}{ours['html_bytes'] / final_html:>8.2f}×"
+            f"{ours['bytes']:>12,.0f}{ours['bytes'] / final_html:>8.2f}×"
+        )
+    print(
+        "targets: ≤ 20 updates/s, ≤ 10 outputs, bytes sent ≤ 4× the final HTML, render CPU "
+        "≤ 10% of the stream. 'All data' adds the final output's text/markdown and text/plain "
+        "copies and JSON escaping."
+    )
+    text = make_reply(NAIVE_SIZE)
+    pieces = split(text, len(text) // PIECE_BYTES)
     ours = run_nbchat(pieces)
     naive_throttled = run_naive(text, pieces, rate=15.0)
     naive_chunk = run_naive(text, pieces, rate=None)
     print(
-        f"reply: {len(text.encode()):,} bytes of Markdown in {PIECES:,} pieces, "
-        f"{stream_seconds:.0f} s at {RATE:.0f} pieces/s (simulated clock); "
-        f"final HTML {final_html:,} bytes"
-    )
-    header = f"{'':<22}{'render CPU':>11}{'% of stream':>12}{'updates':>9}{'/s':>6}"
-    header += f"{'HTML sent':>15}{'× final':>11}{'all data sent':>16}{'× final':>11}"
-    print(header)
-    for name, figures in (
-        ("nbchat CellDisplay", ours),
-        ("naive, 15 updates/s", naive_throttled),
-        ("naive, every chunk", naive_chunk),
-    ):
-        print(
-            f"{name:<22}{figures['cpu']:>10.2f}s{100 * figures['cpu'] / stream_seconds:>11.1f}%"
-            f"{figures['updates']:>9,.0f}{figures['updates'] / stream_seconds:>6.1f}"
-            f"{figures['html_bytes']:>15,.0f}{figures['html_bytes'] / final_html:>10.2f}×"
-            f"{figures['bytes']:>16,.0f}{figures['bytes'] / final_html:>10.2f}×"
-        )
-    print(
-        "targets: ≤ 20 updates/s, HTML sent ≤ 3× the final HTML, render CPU ≤ 10% of the "
-        f"stream. 'All data' adds the final output's text/markdown and text/plain copies and "
-        f"JSON escaping. nbchat's Markdown rendering itself: {ours['render']:.2f} s"
-    )
-    print(
-        f"naive per-chunk sends {naive_chunk['bytes'] / max(ours['bytes'], 1):,.0f}× "
-        f"the bytes nbchat sends; naive at 15/s "
-        f"{naive_throttled['bytes'] / max(ours['bytes'], 1):,.0f}×"
+        f"{NAIVE_SIZE:,} bytes, naively: every chunk re-rendered and resent costs "
+        f"{naive_chunk['cpu']:,.0f} s of CPU and {naive_chunk['bytes'] / ours['bytes']:,.0f}× "
+        f"the bytes nbchat sends; at 15 updates/s {naive_throttled['cpu']:,.0f} s and "
+        f"{naive_throttled['bytes'] / ours['bytes']:,.0f}×"
     )
 
 

@@ -70,20 +70,25 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
         print(f"system: {_preview(session.system, 70)}")
     for number, turn in enumerate(session.history, start=1):
         footing = views.Footing.of_turn(turn)
-        flag = f" ({footing.ending})" if footing.ending else ""
+        notes = [note for note in (footing.ending, views.CUT if footing.cut else "") if note]
+        flag = f" ({'; '.join(notes)})" if notes else ""
         cell = f" cell {turn.cell_id[:8]}" if turn.cell_id else ""
+        answer = (
+            turn.reply or turn.refusal or ", ".join(f"tool call {c.name}" for c in turn.tool_calls)
+        )
         print(f"{number:>3}.{cell} you: {_preview(turn.prompt, 60)}")
-        print(f"     {footing.model}{flag}: {_preview(turn.reply, 60)}")
+        print(f"     {footing.model}{flag}: {_preview(answer, 60)}")
 
 
 def reset(ctx: CommandContext, args: argparse.Namespace) -> None:
     turns = len(ctx.session.history)
     ctx.session.new_conversation()
-    print(f"Started a new conversation ({turns} earlier turns stay in the history store).")
+    earlier = views.counted(turns, "turn")
+    print(f"Started a new conversation; the last one ({earlier}) stays in the history store.")
 
 
 def show_panel(ctx: CommandContext, args: argparse.Namespace) -> None:
-    from .runtime import display, frontend
+    from .runtime import frontend
 
     if ctx.shell is None or not frontend(ctx.shell).rich:
         raise UsageError(
@@ -100,7 +105,7 @@ def show_panel(ctx: CommandContext, args: argparse.Namespace) -> None:
         if earlier is not None:
             earlier.close()
         ctx.panels[ctx.cell_id] = panel
-    display(panel)
+    panel.show(side=args.side)
 
 
 def code_to_next_cell(ctx: CommandContext, text: str, number: int) -> None:
@@ -111,7 +116,7 @@ def code_to_next_cell(ctx: CommandContext, text: str, number: int) -> None:
     if not blocks:
         raise UsageError("the reply has no code block")
     if not 1 <= number <= len(blocks):
-        raise UsageError(f"the reply has {len(blocks)} code blocks, not {number}")
+        raise UsageError(f"the reply has {views.counted(len(blocks), 'code block')}, not {number}")
     if ctx.shell is not None:
         ctx.shell.set_next_input(blocks[number - 1].code.rstrip("\n"), replace=False)
 
@@ -183,7 +188,7 @@ def system(ctx: CommandContext, args: argparse.Namespace) -> None:
         print("System prompt cleared.")
         return
     session.system = text
-    print(f"System prompt set ({len(text):,} characters).")
+    print(f"System prompt set ({views.counted(len(text), 'character')}).")
 
 
 def config(ctx: CommandContext, args: argparse.Namespace) -> None:
@@ -241,13 +246,14 @@ def key(ctx: CommandContext, args: argparse.Namespace) -> None:
 def usage(ctx: CommandContext, args: argparse.Namespace) -> None:
     totals = ctx.session.usage
     print(
-        f"{totals.replies} replies: {totals.prompt_tokens:,} prompt + "
+        f"{views.counted(totals.replies, 'reply', 'replies')}: {totals.prompt_tokens:,} prompt + "
         f"{totals.completion_tokens:,} completion = {totals.total_tokens:,} tokens"
     )
     for name, tokens in sorted(totals.by_model.items()):
         print(f"  {name}: {tokens:,} tokens")
     if totals.replies_without_usage:
-        print(f"  ({totals.replies_without_usage} replies came without usage figures)")
+        missing = views.counted(totals.replies_without_usage, "reply", "replies")
+        print(f"  ({missing} came without usage figures)")
 
 
 def export_to(ctx: CommandContext, args: argparse.Namespace) -> None:

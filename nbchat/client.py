@@ -36,7 +36,7 @@ from .http_errors import check_error_body, check_status, host_of, read_json, tra
 from .protocol import ChatRequest, ChatResult
 from .retry import BoundedRetry
 from .secrets import KeyScrubber
-from .stream import ChatStream, open_stream
+from .stream import ChatStream, open_stream, require_choices
 from .version import __version__
 
 __all__ = ["ChatClient"]
@@ -115,7 +115,7 @@ class ChatClient:
         host = host_of(settings.base_url)
         body = read_json(response, host)
         check_error_body(body, host, self.scrubber)
-        return completion_result(body)
+        return require_choices(completion_result(body), host)
 
     def list_models(self) -> list[str]:
         """The model ids the server offers (``GET /models``), sorted."""

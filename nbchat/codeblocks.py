@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from .render import markdown_parser, normalize
 
-__all__ = ["CodeBlock", "code_blocks"]
+__all__ = ["CODE_TOKENS", "CodeBlock", "code_blocks"]
 
-_CODE_TOKENS = frozenset({"fence", "code_block"})
+CODE_TOKENS = frozenset({"fence", "code_block"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def code_blocks(text: str) -> list[CodeBlock]:
     """The reply's code blocks in the module's order: block N is ``code_blocks(text)[N - 1]``."""
     blocks = []
     for token in markdown_parser().parse(normalize(text)):
-        if token.type in _CODE_TOKENS:
+        if token.type in CODE_TOKENS:
             words = token.info.split(maxsplit=1)
             blocks.append(CodeBlock(words[0] if words else "", token.content))
     return blocks

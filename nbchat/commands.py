@@ -45,7 +45,10 @@ def _parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
     command("usage", "tokens spent in this session, per model")
     export = command("export", "write the conversation to a .md or .json file")
     export.add_argument("path", help="where to write; the ending picks the format")
-    command("panel", "show the chat panel on this notebook's conversation")
+    panel = command("panel", "show the chat panel on this notebook's conversation")
+    panel.add_argument(
+        "--side", action="store_true", help="beside the notebook, in JupyterLab (sidecar)"
+    )
     code = command("code", "put code block N of the latest reply in a new cell below")
     code.add_argument("number", nargs="?", type=_block_number, default=1, metavar="N")
     context = command("context", "print what --df NAME would attach to a message")

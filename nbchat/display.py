@@ -1,16 +1,20 @@
 """A reply's life in a notebook cell: placeholder, live updates, one final output.
 
-While a reply streams, the cell shows a growing list of outputs. Each top-level Markdown block
-is sent in its final form once: when blocks finish, the output that held the open tail is
-rewritten to hold exactly those blocks and a fresh output below takes over the tail. Only the
-small open tail is re-sent on each update, so the bytes sent stay a small multiple of the reply
-instead of growing with its square. Updates come at most ``max_rate`` times a second and slow
-down when rendering gets expensive.
+While a reply streams, the cell holds at most ``max_outputs`` (10) outputs: JupyterLab shows
+50 and hides the rest behind "Show more outputs", where they stop updating. The last output
+shows the open tail and is resent on each update; the others hold the finished top-level
+Markdown blocks, rendered once. An output can be rewritten but not removed, so to make room,
+the outputs from some point on are merged: their HTML is resent in the first of them and the
+others are emptied, for what finishes next. The order of merges (:func:`_placements`) resends
+about as little as any order could with that many outputs: each byte a handful of times, the
+number growing very slowly with the reply's length. Updates come at most ``max_rate`` times a
+second and slow down when rendering or resending the open tail gets expensive.
 
 When the reply ends, the outputs are replaced by one bundle: ``text/html`` (rendered, with a
 footer and any reasoning folded away), ``text/markdown`` and ``text/plain`` holding the reply's
 Markdown source exactly, and metadata naming the model and usage. That is what is saved in the
-notebook, exported, and read back by tools.
+notebook, exported, and read back by tools. A reply that fails or is interrupted before any
+text leaves the cell empty: the magic says why in one line.
 
 What each piece looks like is :mod:`nbchat.views`'s; this module decides only when it is drawn
 and where it goes (an :class:`OutputSink`). Terminal IPython uses :mod:`nbchat.terminal`.
@@ -22,7 +26,7 @@ import contextvars
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from . import views
@@ -124,18 +128,15 @@ def final_bundle(
     renderers = renderers or {}
     result = reply.result
     texts = reply.texts()
-    bodies = []
+    choices = result.choices
+    bodies, markdowns = [], []
     for index, text in enumerate(texts):
+        choice = choices[index] if index < len(choices) else None
         parts = (renderers.get(index) or IncrementalRenderer()).update(text)
-        bodies.append("".join(parts.finished) + parts.tail)
+        bodies.append("".join(parts.finished) + parts.tail + views.choice_extras_html(choice))
+        markdowns.append(views.choice_markdown(text, choice))
     html_text = views.reply_html(bodies, views.Footing.of_reply(reply), reply.reasonings())
-    if len(texts) > 1:
-        markdown = "\n\n".join(
-            f"{views.choice_heading(i + 1, markdown=True)}\n\n{text}"
-            for i, text in enumerate(texts)
-        )
-    else:
-        markdown = texts[0]
+    markdown = views.choices_markdown(markdowns)
     usage = result.usage
     metadata = {
         "nbchat": {
@@ -151,7 +152,8 @@ def final_bundle(
 
 
 class CellDisplay:
-    """Shows one reply in the cell that asked for it; pass it to ``ChatSession.ask``."""
+    """Shows one reply in the cell that asked for it, in at most ``max_outputs`` outputs while
+    it streams; pass it to ``ChatSession.ask``."""
 
     def __init__(
         self,
@@ -159,7 +161,10 @@ class CellDisplay:
         *,
         policy: UpdatePolicy | None = None,
         flush_when_quiet: bool = True,
+        max_outputs: int = 10,
     ) -> None:
+        if max_outputs < 2:
+            raise ValueError(f"max_outputs must be at least 2, got {max_outputs}")
         self.sink = sink
         self.policy = policy or UpdatePolicy()
         self.renderer = IncrementalRenderer()
@@ -168,16 +173,20 @@ class CellDisplay:
         self.flush_when_quiet = flush_when_quiet
         """Redraw from a timer when the stream pauses, so the page never lags behind a
         reply that went quiet (a model thinking, a slow network) by more than one interval."""
-        self._display_id = ""
+        self._display_id = uuid.uuid4().hex  # the open tail's output, always the last one
+        self._tail_shown: str | None = None  # what it shows; None: not shown yet
         self._sent_blocks = 0
-        self._tail_shown = ""
+        self._outputs: list[str] = []  # display ids of the outputs of finished HTML, in order
+        self._held: list[str] = []  # what each of them holds ("" once merged away)
+        self._used = 0  # how many of them, from the first, hold HTML
+        self._places = _placements(max_outputs - 1)
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
     def __call__(self, reply: Reply) -> None:
         with self._lock:
             if reply.status == "pending":
-                self._open(views.placeholder_html(reply.model))
+                self._show_tail(views.placeholder_html(reply.model))
             elif reply.status == "streaming":
                 if self.policy.due():
                     self._cancel_timer()
@@ -209,11 +218,13 @@ class CellDisplay:
             self._timer.cancel()
             self._timer = None
 
-    def _open(self, body: str) -> None:
-        self._display_id = uuid.uuid4().hex
+    def _show_tail(self, body: str) -> int:
+        """Show ``body`` as the open tail; returns the bytes sent."""
+        if body == (self._tail_shown or ""):
+            return 0
+        self._send(self._display_id, body, replace=self._tail_shown is not None)
         self._tail_shown = body
-        self.sink.show({"text/html": body}, {}, self._display_id)
-        self.updates += 1
+        return len(body)
 
     def _redraw(self, reply: Reply) -> None:
         texts = reply.texts()
@@ -221,32 +232,51 @@ class CellDisplay:
         if len(texts) > 1:
             self._redraw_all(reply, texts)
             return
-        text = texts[0]
-        if not text:
+        text, finished_html = texts[0], ""
+        if not text:  # the model may be thinking; until it says something, keep what is shown
             reasoning = reply.reasonings()[0]
-            tail = views.thinking_html(reasoning) if reasoning else ""
-            finished_html = ""
+            tail = views.thinking_html(reasoning) if reasoning else self._tail_shown or ""
         else:
             parts = self.renderer.update(text, highlight_tail=False)
-            new_blocks = parts.finished[self._sent_blocks :]
-            finished_html = "".join(new_blocks)
-            if new_blocks:
-                # The output holding the tail takes the finished blocks for good...
-                self._send(finished_html, replace=True)
-                self._sent_blocks = len(parts.finished)
-                # ...and a new output below holds what is still open.
-                self._display_id = uuid.uuid4().hex
-                self._tail_shown = ""
+            finished_html = "".join(parts.finished[self._sent_blocks :])
+            self._sent_blocks = len(parts.finished)
+            if finished_html:
+                self._place(finished_html)
             tail = parts.tail
-        tail_html = tail
-        if tail_html and tail_html != self._tail_shown:
-            self._send(tail_html, replace=bool(self._tail_shown))
-            self._tail_shown = tail_html
         self.policy.record(
             render_seconds=self.renderer.render_seconds - before,
             finished_bytes=len(finished_html),
-            tail_bytes=len(tail_html),
+            tail_bytes=self._show_tail(tail),
         )
+
+    def _place(self, html_text: str) -> None:
+        """Put newly finished HTML into the outputs above the tail, where the plan says. Merged
+        HTML is sent before its old outputs are emptied, so no text is ever missing from the
+        page, even between two messages (it may show twice for that moment)."""
+        output, merge = next(self._places)
+        if merge is not None:
+            self._rewrite(merge, "".join(self._held[merge : self._used]))
+            for emptied in range(merge + 1, self._used):
+                if emptied != output:
+                    self._rewrite(emptied, "")
+            self._used = merge + 1
+        if output < self._used:  # the last output takes it too
+            self._rewrite(output, self._held[output] + html_text)
+            return
+        self._used = output + 1
+        if output < len(self._outputs):
+            self._rewrite(output, html_text)
+            return
+        # A new output is needed: the tail's becomes it, and a new one below takes the tail.
+        self._outputs.append(self._display_id)
+        self._held.append(html_text)
+        self._send(self._display_id, html_text, replace=self._tail_shown is not None)
+        self._display_id = uuid.uuid4().hex
+        self._tail_shown = None
+
+    def _rewrite(self, output: int, html_text: str) -> None:
+        self._held[output] = html_text
+        self._send(self._outputs[output], html_text, replace=True)
 
     def _redraw_all(self, reply: Reply, texts: list[str]) -> None:
         """Several choices grow side by side: redraw them all in one output (rare and short)."""
@@ -255,25 +285,67 @@ class CellDisplay:
             views.choice_heading(i + 1) + render_markdown(text) for i, text in enumerate(texts)
         )
         body += views.streaming_marker_html(reply.model)
-        self._send(body, replace=True)
-        self._tail_shown = body
+        for output in range(self._used):  # what the first choice showed alone goes
+            self._rewrite(output, "")
+        self._used = 0
         self.policy.record(
-            render_seconds=time.perf_counter() - started, finished_bytes=0, tail_bytes=len(body)
+            render_seconds=time.perf_counter() - started,
+            finished_bytes=0,
+            tail_bytes=self._show_tail(body),
         )
 
-    def _send(self, body: str, *, replace: bool) -> None:
+    def _send(self, display_id: str, body: str, *, replace: bool) -> None:
         data = {"text/html": body}
         if replace:
-            self.sink.replace(data, {}, self._display_id)
+            self.sink.replace(data, {}, display_id)
         else:
-            self.sink.show(data, {}, self._display_id)
+            self.sink.show(data, {}, display_id)
         self.updates += 1
 
     def _finish(self, reply: Reply) -> None:
-        if reply.status == "failed" and not any(reply.texts()):
-            self.sink.clear(wait=False)  # nothing to keep: the error line says it all
+        if reply.status in ("failed", "interrupted") and not any(reply.texts()):
+            self.sink.clear(wait=False)  # nothing to keep: the one-line reason says it all
             return
         data, metadata = final_bundle(reply, {0: self.renderer})
         self.sink.clear(wait=True)
         self.sink.show(data, metadata, uuid.uuid4().hex)
         self.updates += 1
+
+
+def _fill(times: int, slots: int, first: int) -> Iterator[tuple[int, int | None]]:
+    """Places for the most units that outputs ``first`` … ``first + slots - 1`` can take
+    without resending any more than ``times`` times: f(times, slots) = f(times - 1, slots) +
+    f(times, slots - 1), by filling them all with one time fewer, merging them into the first,
+    and going on in the others; f(0, k) = k, f(m, 1) = m + 1. A place is ``(output, merge)``:
+    where the unit goes, after merging the outputs from ``merge`` on into ``merge`` (or not)."""
+    if slots == 1:
+        for _ in range(times + 1):
+            yield first, None  # one output takes each unit by being resent whole
+    elif times == 0:
+        for output in range(first, first + slots):
+            yield output, None
+    else:
+        yield from _fill(times - 1, slots, first)
+        rest = _fill(times, slots - 1, first + 1)
+        yield next(rest)[0], first
+        yield from rest
+
+
+def _placements(slots: int) -> Iterator[tuple[int, int | None]]:
+    """Where each unit (the blocks finished since the last update) goes, in ``slots`` outputs.
+
+    The plan for resending at most m times begins with the plan for m - 1, so one endless
+    sequence serves a reply of any length: after n units nothing has been resent more than m
+    times, for the least m with f(m, slots) ≥ n (with 9 outputs: once up to 46 units, three
+    times up to 550, five up to 3,718). Its total is within 5 % of the least possible.
+    """
+    if slots == 1:
+        while True:
+            yield 0, None
+    yield from _fill(0, slots, 0)
+    times = 0
+    while True:
+        times += 1
+        rest = _fill(times, slots - 1, 1)
+        yield next(rest)[0], 0
+        yield from rest

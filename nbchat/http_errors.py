@@ -40,6 +40,7 @@ from .errors import (
     TransportError,
     TransportTimeoutError,
 )
+from .retry import retry_after, retryable_status
 from .secrets import KeyScrubber
 
 __all__ = [
@@ -123,7 +124,7 @@ _MESSAGES: dict[Failure, tuple[type[TransportError], str, str]] = {
     Failure.CONNECT_TIMEOUT: (
         TransportTimeoutError,
         "Connecting to {host} took longer than {connect_timeout:g} s",
-        "tried {attempts} times; check the network and NBCHAT_BASE_URL",
+        "{tried}; check the network and NBCHAT_BASE_URL",
     ),
     Failure.READ_TIMEOUT: (
         TransportTimeoutError,
@@ -143,7 +144,7 @@ _MESSAGES: dict[Failure, tuple[type[TransportError], str, str]] = {
     Failure.REFUSED: (
         ConnectError,
         "Connection to {host} was refused",
-        "is the server running? tried {attempts} times",
+        "is the server running? {tried}",
     ),
 }
 """Failure → the error raised for it: its class, its message and its hint, filled in from the
@@ -159,10 +160,11 @@ def transport_error(exc: BaseException, settings: Settings) -> TransportError:
             f"Cannot reach {host}: {type(exc).__name__}", hint="check the network and the base URL"
         )
     error_class, message, hint = _MESSAGES[failure]
+    attempts = settings.max_retries + 1
     facts = {
         "host": host,
         "hostname": urlsplit(settings.base_url).hostname,
-        "attempts": settings.max_retries + 1,
+        "tried": f"tried {attempts} times" if attempts > 1 else "tried once",
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
     }
@@ -268,8 +270,8 @@ def _status_error(
         )
         return NotFoundError(f"HTTP 404 from {host}{said}", hint=what, **kwargs)
     if status == 429:
-        retry_after = response.headers.get("Retry-After")
-        wait = f"; the server asks to wait {retry_after} s" if retry_after else ""
+        asked = retry_after(response.headers)
+        wait = f"; the server asks to wait {asked} s" if asked else ""
         return RateLimitError(
             f"Rate limited by {host} (HTTP 429){said}",
             hint=f"{tried}{wait}; wait, or check your plan's limits",
@@ -281,8 +283,7 @@ def _status_error(
             hint=f"the server failed; {tried}. Try again later",
             **kwargs,
         )
-    return APIError(
-        f"HTTP {status} from {host}{said}",
-        hint="the request was refused as it stands" if status == 400 else None,
-        **kwargs,
-    )
+    advice = "the request was refused as it stands" if status == 400 else None
+    if retryable_status(status):  # 408, 409: busy with something else, so asked again
+        advice = f"the server could not take the request now; {tried}. Try again later"
+    return APIError(f"HTTP {status} from {host}{said}", hint=advice, **kwargs)

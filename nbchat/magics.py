@@ -207,3 +207,9 @@ class ChatMagics(Magics):
             HANDLERS[parsed.command](self, parsed)
         except NbChatError as error:
             raise usage_error(error) from None
+
+
+# The magic is both ``%chat`` and ``%%chat``; its options are the cell's, so its usage reads
+# ``%%chat`` (IPython's help formatter adds one ``%`` to the parser's name).
+ChatMagics.chat.parser.prog = "%chat"  # type: ignore[attr-defined]
+ChatMagics.chat.__doc__ = ChatMagics.chat.parser.format_help()  # type: ignore[attr-defined]

@@ -7,6 +7,10 @@ streams into every open panel too, and what is asked in a panel is in the histor
 committed or the conversation changes, so panels never drift apart from each other or from the
 store; a reply's live view becomes the view of the turn the session says it was committed as.
 
+Each message typed in a panel gets a turn id of its own (``panel-…``), as a cell's turn has its
+cell's: asking again with that id (Regenerate, Send again) replaces the turn in place, and the
+request carries only the turns before it, as for a re-run cell.
+
 The panel asks from a worker thread: the kernel stays free to run cells while a reply streams,
 and Stop (a comm message handled on the kernel's main thread) can close the connection
 mid-reply. ``ChatPanel`` is itself a ``VBox``, so it nests in other widgets like any widget.
@@ -17,35 +21,44 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
+from uuid import uuid4
 
 import ipywidgets as widgets  # type: ignore[import-untyped]
 
 from . import views
-from .codeblocks import CodeBlock
 from .errors import BusyError, NbChatError
-from .history import Turn
 from .notebook import get_session
 from .panel_controls import PanelControls
+from .panel_view import TranscriptView
 from .prompt import Prompt, compose
 from .reply import ENDED, Reply
-from .runtime import javascript, user_namespace
+from .runtime import display, user_namespace
 from .session import ChatSession
-from .transcript import (
-    LiveReply,
-    add_code_buttons,
-    clipboard_script,
-    close_tree,
-    notice_view,
-    turn_view,
-)
+from .transcript import LiveReply, close_tree
 
 __all__ = ["ChatPanel"]
 
 log = logging.getLogger("nbchat")
 
 _BUSY_MESSAGE = "A reply is already streaming in this notebook: wait for it, or press Stop"
+_SIDE_NOTE = (
+    "The chat panel is beside the notebook (--side needs JupyterLab; elsewhere, %chat panel)"
+)
+
+
+@dataclass(frozen=True)
+class _Message:
+    """A message on its way: what is sent, the turn it makes or replaces, what was typed."""
+
+    prompt: Prompt
+    cell_id: str
+    """The turn's id in the conversation: a new one per typed message, so that asking again
+    with the same id replaces that turn in place, as a re-run cell replaces its own."""
+    typed: str = ""
+    """The text as typed, given back to the input if it fails ("" when it was not typed)."""
+    attached: tuple[str, ...] = ()
 
 
 class ChatPanel(widgets.VBox):  # type: ignore[misc]
@@ -53,8 +66,8 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
 
     ``namespace`` is where the context picker looks for dataframes (default: the notebook's
     variables). Attributes named after the controls (``input``, ``send_button``,
-    ``stop_button``, ``model_picker``, ``context_picker``, ``transcript``, ``status``) are the
-    widgets themselves, for scripting and tests.
+    ``stop_button``, ``again_button``, ``model_picker``, ``context_picker``, ``transcript``,
+    ``status``) are the widgets themselves, for scripting and tests.
     """
 
     def __init__(
@@ -66,15 +79,12 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
     ) -> None:
         self.session = session if session is not None else get_session()
         self._namespace = namespace
-        self._lock = threading.RLock()
-        self._turn_views: dict[int, tuple[Turn, Any]] = {}
-        self._notices: list[Any] = []
-        self._live: LiveReply | None = None
         self._worker: threading.Thread | None = None
-        self._picker_updating = False
         self._status_text = ""
+        self._retry: _Message | None = None
+        self._sidecar: Any = None
 
-        controls = PanelControls(self.session.settings.model)
+        controls = self._controls = PanelControls(self.session, self._set_status)
         self.model_picker = controls.model_picker
         self.context_picker = controls.context_picker
         self.context_hint = controls.context_hint
@@ -84,22 +94,34 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         self.input = controls.input
         self.send_button = controls.send_button
         self.stop_button = controls.stop_button
+        self.again_button = controls.again_button
         self.status = controls.status
         self.code_actions = controls.code_actions
-        self.model_picker.observe(self._model_picked, names="value")
+        self.copy_code = controls.copy_code
+        """Copy a code block to the clipboard, as its Copy button does."""
         self.refresh_button.on_click(lambda _: self.refresh_context())
         self.new_button.on_click(lambda _: self.new_conversation())
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
+        self.again_button.on_click(lambda _: self.again())
+        self.input.on_submit(lambda: self.send())
+        self._view = TranscriptView(
+            self.session,
+            self.transcript,
+            controls.again_row,
+            copy=controls.copy_code,
+            on_stream=self._streaming_status,
+            unanswered=lambda: self._retry is not None,
+        )
         super().__init__(controls.rows())
         self.add_class("nbchat-panel")
 
         on = self.session.on
         self._unfollow = (
             on("reply_started", self._reply_started),
-            on("reply_updated", self._reply_updated),
+            on("reply_updated", self._view.update),
             on("reply_ended", self._reply_ended),
-            on("turn_committed", self._turn_committed),
+            on("turn_committed", self._view.commit),
             on("conversation_changed", self._sync),
         )
         self.refresh_context()
@@ -109,18 +131,36 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         else:
             self._sync()
         if load_models:
-            threading.Thread(target=self._load_models, name="nbchat-models", daemon=True).start()
+            threading.Thread(target=controls.load_models, name="nbchat-models", daemon=True).start()
 
     def __repr__(self) -> str:
         return f"<ChatPanel on {self.session!r}>"
+
+    def show(self, *, side: bool = False) -> None:
+        """Show the panel under the running cell; with ``side``, beside the notebook in
+        JupyterLab's main area instead (a ``sidecar``), in view while the notebook scrolls."""
+        if not side:
+            display(self)
+            return
+        from sidecar import Sidecar  # type: ignore[import-untyped]
+
+        if self._sidecar is not None:
+            self._sidecar.close()
+        self._sidecar = Sidecar(title="nbchat", anchor="split-right")
+        with self._sidecar:
+            display(self)
+        print(_SIDE_NOTE)  # the kernel cannot tell whether the frontend has a side area
 
     def close(self) -> None:
         """Stop following the session and close the widgets (the conversation stays)."""
         for unfollow in self._unfollow:
             unfollow()
+        close_tree(self._controls.again_row)
         for child in self.children:
             close_tree(child)
         super().close()
+        if self._sidecar is not None:
+            self._sidecar.close()
 
     # -- asking -----------------------------------------------------------------------------
 
@@ -157,10 +197,47 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
             return False
         self.input.value = ""
         self.context_picker.value = ()  # attached once, to this message
-        with self._lock:
-            self._notices.clear()
+        return self._start(_Message(prompt, f"panel-{uuid4().hex}", text, attached))
+
+    def regenerate(self) -> bool:
+        """Ask the conversation's latest message again; the new reply takes the old one's
+        place, in the history and here. False (and a status line) when it cannot."""
+        turn = self.session.history.last()
+        if turn is None:
+            self._set_status("Nothing to regenerate yet.")
+            return False
+        if turn.cell_id is None:  # turns without an id only append: it would not replace
+            self._set_status("This reply has no turn id to replace it by; ask again with Send.")
+            return False
+        if self.session.busy:
+            self._set_status(_BUSY_MESSAGE, error=True)
+            return False
+        return self._start(_Message(Prompt(turn.prompt, turn.attachments), turn.cell_id))
+
+    def send_again(self) -> bool:
+        """Send the message that failed, or was stopped before its reply began, as it was."""
+        message = self._retry
+        if message is None:
+            self._set_status("Nothing to send again.")
+            return False
+        if self.session.busy:
+            self._set_status(_BUSY_MESSAGE, error=True)
+            return False
+        if message.typed and self.input.value == message.typed:
+            self.input.value = ""  # it was given back when it failed; it goes now
+            self.context_picker.value = ()
+        return self._start(message)
+
+    def again(self) -> bool:
+        """What the Regenerate / Send again button does: :meth:`send_again` when a message
+        got no reply, :meth:`regenerate` otherwise."""
+        return self.send_again() if self._retry is not None else self.regenerate()
+
+    def _start(self, message: _Message) -> bool:
+        self._view.clear_notices()
+        self._retry = None
         self._worker = threading.Thread(
-            target=self._ask, args=(prompt, text, attached), name="nbchat-panel", daemon=True
+            target=self._ask, args=(message,), name="nbchat-panel", daemon=True
         )
         self._worker.start()
         return True
@@ -168,7 +245,7 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
     @property
     def live(self) -> LiveReply | None:
         """The reply streaming into the panel now, with the widgets it is drawn in."""
-        return self._live
+        return self._view.live
 
     @property
     def asking(self) -> bool:
@@ -191,37 +268,41 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         if self.session.busy:
             self._set_status(_BUSY_MESSAGE, error=True)
             return
+        self._view.clear_notices()
+        self._retry = None
         self.session.new_conversation()
         self._set_status("New conversation (earlier turns stay in the history store).")
 
-    def _ask(self, prompt: Prompt, typed: str, attached: tuple[str, ...]) -> None:
+    def _ask(self, message: _Message) -> None:
         try:
-            self.session.ask(prompt)
+            reply = self.session.ask(message.prompt, cell_id=message.cell_id)
         except BusyError:
-            self._restore_input(typed, attached)
+            self._restore_input(message)
             self._set_status(_BUSY_MESSAGE, error=True)
         except NbChatError as error:
-            self._failed(prompt, typed, attached, str(error))
+            self._failed(message, str(error))
         except Exception as error:  # the worker must report, never die silently
             log.exception("nbchat: the panel's request failed")
-            self._failed(prompt, typed, attached, f"{type(error).__name__}: {error}")
+            self._failed(message, f"{type(error).__name__}: {error}")
+        else:
+            if reply.turn is None:  # stopped before any text came: nothing was kept
+                self._failed(message, views.interrupted_message(0), error=False)
 
-    def _failed(self, prompt: Prompt, typed: str, attached: tuple[str, ...], message: str) -> None:
-        message = " ".join(message.split())
-        self._restore_input(typed, attached)
-        with self._lock:
-            self._notices.append(notice_view(prompt, message))
-        self._sync()
-        self._set_status(message, error=True)
+    def _failed(self, message: _Message, reason: str, *, error: bool = True) -> None:
+        reason = " ".join(reason.split())
+        self._restore_input(message)
+        self._retry = message
+        self._view.notice(message.prompt, reason)
+        self._set_status(reason, error=error)
 
-    def _restore_input(self, typed: str, attached: tuple[str, ...]) -> None:
+    def _restore_input(self, message: _Message) -> None:
         # The message comes back, with the frames it carried, unless something new was typed
         # meanwhile: nothing is lost.
-        if self.input.value.strip():
+        if not message.typed or self.input.value.strip():
             return
-        self.input.value = typed
+        self.input.value = message.typed
         names = {name for _, name in self.context_picker.options}
-        self.context_picker.value = tuple(name for name in attached if name in names)
+        self.context_picker.value = tuple(name for name in message.attached if name in names)
 
     # -- context ----------------------------------------------------------------------------
 
@@ -230,48 +311,18 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
 
     def refresh_context(self) -> None:
         """List the notebook's dataframes again, keeping what was chosen if still there."""
-        from .frames import list_frames  # stdlib only: lists without importing pandas
-
-        chosen = set(self.context_picker.value)
-        options = [
-            (f"{name} · {label}", name) for name, label in list_frames(self._user_namespace())
-        ]
-        self.context_picker.options = options
-        self.context_picker.value = tuple(name for _, name in options if name in chosen)
-        self.context_picker.layout.display = "" if options else "none"
-        self.context_hint.layout.display = "none" if options else ""
+        self._controls.list_frames(self._user_namespace())
 
     # -- following the session --------------------------------------------------------------
 
     def _reply_started(self, reply: Reply) -> None:
         """Any reply of the session: from this panel, another, or a ``%%chat`` cell."""
-        with self._lock:
-            self._live = LiveReply(reply, self._streaming_status)
-            self._sync()
-        self._live(reply)
+        self._view.start(reply)
         self._set_busy(True)
         self._set_status(f"asking {reply.model}…")
 
-    def _reply_updated(self, reply: Reply) -> None:
-        live = self._live
-        if live is not None and live.reply is reply:
-            live(reply)
-
-    def _turn_committed(self, turn: Turn, reply: Reply | None) -> None:
-        live = self._live
-        with self._lock:
-            if live is not None and live.reply is reply:
-                # The live view becomes the view of the turn the reply was kept as.
-                add_code_buttons(live.view, turn.reply, self.copy_code)
-                self._turn_views[id(turn)] = (turn, live.view)
-
     def _reply_ended(self, reply: Reply) -> None:
-        live = self._live
-        if live is not None and live.reply is reply:
-            live(reply)
-        with self._lock:
-            self._live = None
-        self._sync()
+        self._view.end(reply)
         self._set_busy(False)
         if reply.status == "failed":
             error = reply.error
@@ -281,40 +332,8 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
             self._set_status(views.ended_status(footing, len(reply.text)))
 
     def _sync(self) -> None:
-        """Make the transcript the session's history, plus notices and the live reply."""
-        with self._lock:
-            shown: list[Any] = []
-            kept: dict[int, tuple[Turn, Any]] = {}
-            for turn in self.session.history.turns:
-                entry = self._turn_views.get(id(turn))
-                view = entry[1] if entry is not None and entry[0] is turn else None
-                if view is None:
-                    view = turn_view(turn, self.copy_code)
-                kept[id(turn)] = (turn, view)
-                shown.append(view)
-            self._turn_views = kept
-            shown.extend(self._notices)
-            if self._live is not None:
-                shown.append(self._live.view)
-            if not shown:
-                shown.append(widgets.HTML(value=views.empty_transcript()))
-            self.transcript.children = tuple(reversed(shown))
-        self._sync_model_picker()
-
-    # -- code blocks ------------------------------------------------------------------------
-
-    def copy_code(self, block: CodeBlock, number: int = 1) -> None:
-        """Copy a code block to the browser's clipboard (frontends that run output scripts)."""
-        script = clipboard_script(block.code)
-        # Set as the output's state rather than captured from the running message, so it
-        # works from a click handler or any thread; a fresh output runs the script again.
-        self.code_actions.outputs = ()
-        self.code_actions.append_display_data(javascript(script))
-        lines = block.code.count("\n") + (not block.code.endswith("\n"))
-        self._set_status(
-            f"Copied code {number} ({lines} lines). In a cell, %chat code {number} puts it in "
-            "a new cell below."
-        )
+        self._view.sync()
+        self._controls.follow_model()
 
     # -- status and controls ----------------------------------------------------------------
 
@@ -322,6 +341,7 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         self.send_button.disabled = busy
         self.stop_button.disabled = not busy
         self.new_button.disabled = busy
+        self.again_button.disabled = busy
 
     @property
     def status_text(self) -> str:
@@ -333,35 +353,8 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         self.status.value = views.status_html(message, error=error)
 
     def _streaming_status(self) -> None:
-        live = self._live
+        live = self._view.live
         if live is None:
             return
         reply = live.reply
         self._set_status(views.streaming_status(reply.model, live.characters(), reply.elapsed))
-
-    # -- the model --------------------------------------------------------------------------
-
-    def _load_models(self) -> None:
-        models = self.session.quick_model_list()
-        if models:
-            self.model_picker.options = models
-        else:
-            self.model_picker.placeholder = "model id (the server lists no models)"
-
-    def _model_picked(self, change: Mapping[str, Any]) -> None:
-        if self._picker_updating:
-            return
-        name = str(change["new"]).strip()
-        if not name or name == self.session.settings.model:
-            return
-        self.session.settings = replace(self.session.settings, model=name)
-        self._set_status(f"Model: {name} (for the panel and %%chat cells)")
-
-    def _sync_model_picker(self) -> None:
-        model = self.session.settings.model
-        if self.model_picker.value != model:
-            self._picker_updating = True
-            try:
-                self.model_picker.value = model
-            finally:
-                self._picker_updating = False

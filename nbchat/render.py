@@ -13,9 +13,9 @@ notebook's privileges. So the parser is configured to treat Markdown as Markdown
 - every attribute value (titles, URLs, the language class of a code block) is escaped, and the
   class of a highlighted block comes from Pygments' own alias, not from the fence's info string.
 
-Code is highlighted by Pygments with inline styles, because notebook frontends do not ship
-Pygments' CSS. Only a fence that names a language Pygments knows is highlighted: guessing a
-lexer is slow and often wrong, so unlabelled code stays plain.
+Code is highlighted by :mod:`nbchat.highlight` (Pygments, inline styles in the theme's colours).
+Only a fence that names a language Pygments knows is highlighted: guessing a lexer is slow and
+often wrong, so unlabelled code stays plain.
 
 Math is left for the frontend's MathJax: ``$…$``, ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]`` are
 taken out before Markdown can read ``_``, ``*`` or ``\\`` inside them as emphasis or escapes,
@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import cache, lru_cache
-from typing import Any
+from functools import cache
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
@@ -47,9 +46,8 @@ from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.dollarmath import dollarmath_plugin
-from pygments import highlight, lexers  # type: ignore[import-untyped]
-from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
-from pygments.util import ClassNotFound  # type: ignore[import-untyped]
+
+from .highlight import code_html, highlighted, lexer_for
 
 __all__ = ["markdown_parser", "normalize", "render_markdown", "render_tokens"]
 
@@ -60,6 +58,7 @@ _REFUSED_SCHEMES = ("javascript:", "vbscript:", "file:", "data:")
 # Browsers drop tabs and newlines anywhere in a URL and C0 controls or spaces around it.
 _IGNORED_BY_BROWSERS = re.compile(r"[\x00-\x20\x7f]+")
 _LINK_REL = "noopener noreferrer nofollow"
+_PLAIN_CODE = "plain_code"  # an env key: when true, fences are not highlighted
 
 
 def _is_safe_url(url: str) -> bool:
@@ -73,34 +72,6 @@ def _is_safe_url(url: str) -> bool:
 
 
 # --- code -----------------------------------------------------------------------------------------
-
-_FORMATTER = HtmlFormatter(noclasses=True, nowrap=True)
-# Tokens that the style leaves uncoloured inherit the theme's text colour, which is light in a
-# dark theme: give the block the style's own background and a dark text colour to match.
-# Notebook themes style `pre` and `code` themselves (JupyterLab gives `code` the page's background
-# and both no padding), so the block sets what it needs to read as one panel.
-_PRE_STYLE = (
-    f"background: {_FORMATTER.style.background_color}; color: #1f1f1f; "
-    "padding: 0.6em 0.8em; margin: 0.4em 0 1em; border-radius: 4px; overflow-x: auto"
-)
-_CODE_STYLE = "background: transparent; padding: 0"
-_MAX_LANGUAGE_NAME = 40
-_PLAIN_CODE = "plain_code"  # an env key: when true, fences are not highlighted
-
-
-@lru_cache(maxsize=256)
-def _lexer(name: str) -> Any:
-    """The Pygments lexer for a fence's language name, or None when Pygments has none.
-
-    Cached, misses included: a miss makes Pygments scan its plugin entry points. The lookup is
-    made through :mod:`pygments.lexers` at call time, so replacing it there is seen here.
-    """
-    if len(name) > _MAX_LANGUAGE_NAME:
-        return None
-    try:
-        return lexers.get_lexer_by_name(name, stripnl=False)
-    except ClassNotFound:
-        return None
 
 
 # --- math -----------------------------------------------------------------------------------------
@@ -225,15 +196,17 @@ class _SafeRenderer(RendererHTML):
     def fence(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         token = tokens[idx]
         info = unescapeAll(token.info).split(maxsplit=1)
-        lexer = _lexer(info[0].lower()) if info else None
+        lexer = lexer_for(info[0].lower()) if info else None
         if lexer is None or env.get(_PLAIN_CODE):
-            return f"<pre><code>{escapeHtml(token.content)}</code></pre>\n"
-        spans = str(highlight(token.content, lexer, _FORMATTER))
-        language = escapeHtml(str(lexer.aliases[0]))
-        return (
-            f'<pre style="{_PRE_STYLE}"><code class="language-{language}" style="{_CODE_STYLE}">'
-            f"{spans}</code></pre>\n"
+            return code_html(escapeHtml(token.content))
+        return code_html(
+            highlighted(token.content, lexer), language=escapeHtml(str(lexer.aliases[0]))
         )
+
+    def code_block(
+        self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+    ) -> str:
+        return code_html(escapeHtml(tokens[idx].content))
 
     def math_inline(
         self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType

@@ -3,8 +3,8 @@
 Retrying lives in the connection pool rather than around it, so it happens only before any byte
 of a body was read: a stream that broke halfway is never sent again (that would bill twice and
 show the start of the reply twice). What is retried: connection errors, a pooled connection the
-server had closed, and 408, 409, 429, 500, 502, 503, 504 answers, with exponential backoff that
-honours ``Retry-After``.
+server had closed, and the answers :func:`retryable_status` names (every 5xx, 408, 409 and 429,
+the rule openai-python follows), with exponential backoff that honours ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,35 @@ from urllib3.util.retry import Retry
 
 from .config import Settings
 
-__all__ = ["RETRY_STATUSES", "BoundedRetry"]
-
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-"""Answers that mean "not now" rather than "not this": asked again after a pause."""
+__all__ = ["RETRY_AFTER_HEADERS", "BoundedRetry", "retry_after", "retryable_status"]
 
 _BACKOFF_MAX = 8.0  # seconds: the longest pause between two attempts
 _BACKOFF_JITTER = 0.25  # seconds of random spread, so clients that failed together part ways
+_NOT_NOW = frozenset({408, 409, 429})  # request timeout, conflict (a lock), rate limited
+
+
+RETRY_AFTER_HEADERS = ("Retry-After", "llm_provider-retry-after")
+"""Where a server says how long to wait: the standard header, then LiteLLM's proxy, which
+passes an upstream's ``Retry-After`` on under its own name."""
+
+
+def retry_after(headers: Any) -> str | None:
+    """The raw wait a response asks for, or None."""
+    for name in RETRY_AFTER_HEADERS:
+        value = headers.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def retryable_status(status: int) -> bool:
+    """Whether an answer means "not now" rather than "not this", so it is asked again.
+
+    Every status from 500 up counts, as openai-python counts them, rather than a list:
+    gateways answer with codes of their own when an upstream is down or busy (LiteLLM's 529,
+    Cloudflare's 520–524), and asking again after a 501 costs at most the bounded retries.
+    """
+    return status >= 500 or status in _NOT_NOW
 
 
 class BoundedRetry(Retry):
@@ -50,7 +72,7 @@ class BoundedRetry(Retry):
             status=settings.max_retries,
             other=0,
             redirect=False,
-            status_forcelist=RETRY_STATUSES,
+            status_forcelist=None,  # is_retry decides, by retryable_status
             allowed_methods=frozenset({"GET", "POST"}),
             backoff_factor=settings.backoff_factor,
             backoff_max=_BACKOFF_MAX,
@@ -60,6 +82,14 @@ class BoundedRetry(Retry):
             raise_on_redirect=False,
             budget=settings.retry_budget,
         )
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """The wait a server asks for, from ``Retry-After`` or a gateway's copy of it."""
+        value = retry_after(response.headers)
+        return None if value is None else float(self.parse_retry_after(value))
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        return self._is_method_retryable(method) and retryable_status(status_code)
 
     def new(self, **kwargs: Any) -> BoundedRetry:
         kwargs.setdefault("budget", self.budget)

@@ -12,10 +12,12 @@ Schema, ``PRAGMA user_version = 2`` (a later version migrates from the number it
                     cell_id TEXT NULL, prompt TEXT, reply TEXT, status TEXT, model TEXT,
                     usage TEXT NULL (a JSON object), created REAL,
                     attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
+                    details TEXT NULL (a JSON object: refusal, tool_calls [{id, name,
+                    arguments}], finish_reason — each only when there is one; since 2)
                     PRIMARY KEY (conversation_id, position)
 
 Nothing else is stored: no settings, no key. What is malformed in an optional column (usage,
-attachments) reads back as absent rather than failing the whole conversation.
+attachments, details) reads back as absent rather than failing the whole conversation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 
 from .prompt import Attachment
+from .protocol import ToolCall
 from .turn import Turn, spans_fit
 
 __all__ = ["SCHEMA_VERSION", "migrate", "read_turns", "transaction", "write_turn"]
@@ -63,7 +66,10 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         )
         """,
     ),
-    1: ("ALTER TABLE turns ADD COLUMN attachments TEXT",),
+    1: (
+        "ALTER TABLE turns ADD COLUMN attachments TEXT",
+        "ALTER TABLE turns ADD COLUMN details TEXT",
+    ),
 }
 
 
@@ -120,7 +126,8 @@ def write_turn(db: sqlite3.Connection, conversation_id: int, position: int, turn
     )
     db.execute(
         "INSERT OR REPLACE INTO turns (conversation_id, position, cell_id, prompt, reply,"
-        " status, model, usage, created, attachments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " status, model, usage, created, attachments, details)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             conversation_id,
             position,
@@ -132,12 +139,56 @@ def write_turn(db: sqlite3.Connection, conversation_id: int, position: int, turn
             usage,
             turn.created,
             attachments,
+            _details_json(turn),
         ),
     )
 
 
+def _details_json(turn: Turn) -> str | None:
+    details: dict[str, object] = {}
+    if turn.refusal:
+        details["refusal"] = turn.refusal
+    if turn.tool_calls:
+        details["tool_calls"] = [
+            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.tool_calls
+        ]
+    if turn.finish_reason is not None:
+        details["finish_reason"] = turn.finish_reason
+    return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
+
+
+def _read_details(text: str | None) -> dict[str, object]:
+    """Turn fields from the details column; whatever is malformed is left out."""
+    raw = _loads(text)
+    if not isinstance(raw, dict):
+        return {}
+    details: dict[str, object] = {}
+    if isinstance(raw.get("refusal"), str):
+        details["refusal"] = raw["refusal"]
+    if isinstance(raw.get("finish_reason"), str):
+        details["finish_reason"] = raw["finish_reason"]
+    calls = raw.get("tool_calls")
+    if isinstance(calls, list) and all(
+        isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls
+    ):
+        details["tool_calls"] = tuple(
+            ToolCall(
+                c["id"] if isinstance(c.get("id"), str) else None,
+                c["name"],
+                c["arguments"] if isinstance(c.get("arguments"), str) else "",
+            )
+            for c in calls
+        )
+    return details
+
+
 def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]:
     """The conversation's turns by position."""
+    rows = db.execute(
+        "SELECT cell_id, prompt, reply, status, model, usage, created, attachments, details"
+        " FROM turns WHERE conversation_id = ? ORDER BY position",
+        (conversation_id,),
+    )
     return tuple(
         Turn(
             prompt=prompt,
@@ -146,14 +197,11 @@ def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]
             status=status,
             model=model,
             usage=_read_usage(usage),
-            created=turn_created,
+            created=created,
             attachments=_read_attachments(attachments, prompt),
+            **_read_details(details),  # type: ignore[arg-type]
         )
-        for cell_id, prompt, reply, status, model, usage, turn_created, attachments in db.execute(
-            "SELECT cell_id, prompt, reply, status, model, usage, created, attachments"
-            " FROM turns WHERE conversation_id = ? ORDER BY position",
-            (conversation_id,),
-        )
+        for cell_id, prompt, reply, status, model, usage, created, attachments, details in rows
     )
 
 

@@ -276,6 +276,7 @@ class ChatSession:
         reply.end(status, result=result)
         final = reply.result
         self.usage.add(reply.answered_model, final.usage)
+        first = final.choices[0] if final.choices else None
         if keep and (status == "done" or final.text):
             if new:
                 self.history.new_conversation()
@@ -287,6 +288,9 @@ class ChatSession:
                 model=reply.answered_model,
                 usage=_usage_counts(final.usage),
                 attachments=reply.message.attachments,
+                refusal=first.refusal if first else "",
+                tool_calls=first.tool_calls if first else (),
+                finish_reason=first.finish_reason if first else None,
             )
             reply.turn = self.history.commit(turn)
             self.events.emit("turn_committed", reply.turn, reply)

@@ -7,7 +7,11 @@ network delivers it, decodes the events, and yields each chunk while the
 :func:`open_stream` picks which from the answer's ``Content-Type``.
 
 Every way a body can go wrong after the status line becomes a :class:`~nbchat.errors.StreamError`
-that carries what had arrived as ``partial``, so no text the user already saw is lost.
+that carries what had arrived as ``partial``, so no text the user already saw is lost. A body
+that ends without any choice is one of them too, told apart by what did arrive: nothing at all
+(llama-cpp-python answers a prompt longer than its context with 200 and an empty body), data but
+no text, or some text; only the last has text to keep, and only the first says the prompt is
+the likely cause, because asking again then fails the same way.
 """
 
 from __future__ import annotations
@@ -35,6 +39,22 @@ _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 2.0  # seconds to wait for the end of a body after [DONE]
 _QUOTE = 80  # characters of a malformed chunk quoted in its error
 _TIMEOUTS = (Failure.READ_TIMEOUT, Failure.CONNECT_TIMEOUT)
+_FEWER = "send fewer turns (%chat reset) or smaller summaries (a smaller --df-tokens)"
+_TOO_LONG = f"the prompt is likely longer than the model's context: {_FEWER}"
+_NO_CHOICE = (
+    "nothing was kept; if asking again fails the same way, the prompt may be too long for the "
+    f"model's context: {_FEWER}"
+)
+
+
+def _has_text(result: ChatResult) -> bool:
+    return any(choice.text for choice in result.choices)
+
+
+def _answered(result: ChatResult) -> bool:
+    """Whether any choice holds something to show: text, a refusal, tool calls or reasoning.
+    A gateway may turn an upstream's empty answer into a choice that only says ``stop``."""
+    return any(c.text or c.refusal or c.tool_calls or c.reasoning for c in result.choices)
 
 
 def open_stream(
@@ -71,6 +91,8 @@ class ChatStream:
         self.accumulator = StreamAccumulator()
         self.result: ChatResult | None = None
         self.decoder = SSEDecoder()
+        self.events = 0
+        """Data events received so far, ``[DONE]`` included (comments and keep-alives not)."""
 
     def __enter__(self) -> ChatStream:
         return self
@@ -104,6 +126,7 @@ class ChatStream:
                     data = event.data
                     if done or not data:
                         continue
+                    self.events += 1
                     if data == "[DONE]":
                         done = True
                         self._expect_end_soon()
@@ -131,6 +154,7 @@ class ChatStream:
             return
         tail = decoder.close()
         if tail is not None and tail.data and not done:
+            self.events += 1
             if tail.data == "[DONE]":
                 done = True
             else:
@@ -141,14 +165,37 @@ class ChatStream:
                 yield chunk
         self._check_foreign_fields()
         result = accumulator.result(done=done)
-        if not result.complete:
-            warned = f"; it warned: {result.warnings[0]}" if result.warnings else ""
-            raise IncompleteStreamError(
-                f"The stream from {self._host} ended before the reply was complete{warned}",
-                partial=result,
-                hint="the text so far is kept; ask again to get the rest",
-            )
+        if not result.complete or not _answered(result):
+            raise self._ended_early(result)
         self.result = result
+
+    def _ended_early(self, result: ChatResult) -> IncompleteStreamError:
+        """The error for a body that ended cleanly but without a whole reply, by what came."""
+        warned = f"; it warned: {result.warnings[0]}" if result.warnings else ""
+        if not self.events:
+            status = self._response.status_code
+            return IncompleteStreamError(
+                f"{self._host} answered HTTP {status} but sent no data: no text arrived{warned}",
+                partial=result,
+                hint=_TOO_LONG,
+            )
+        if result.complete:  # it said it was done, yet sent no choice
+            return IncompleteStreamError(
+                f"The stream from {self._host} ended without any reply: no text arrived{warned}",
+                partial=result,
+                hint=_NO_CHOICE,
+            )
+        if not _has_text(result):
+            return IncompleteStreamError(
+                f"The stream from {self._host} ended before any text arrived{warned}",
+                partial=result,
+                hint="nothing was kept; ask again",
+            )
+        return IncompleteStreamError(
+            f"The stream from {self._host} ended before the reply was complete{warned}",
+            partial=result,
+            hint="the text so far is kept; ask again to get the rest",
+        )
 
     def _network_reads(self) -> Iterator[bytes]:
         """Each piece of the body as soon as it arrives.
@@ -222,17 +269,20 @@ class ChatStream:
 
     def _broken(self, exc: Exception) -> NbChatError:
         partial = self.accumulator.result(done=False)
+        text = _has_text(partial)
+        kept = "the text so far is kept" if text else "nothing was kept"
         if classify(exc) in _TIMEOUTS:
+            silent = "in the middle of the reply" if self.events else "after it began to answer"
             return IncompleteStreamError(
-                f"{self._host} sent nothing for {self._read_timeout:g} s "
-                "in the middle of the reply",
+                f"{self._host} sent nothing for {self._read_timeout:g} s {silent}",
                 partial=partial,
-                hint="the text so far is kept; raise NBCHAT_READ_TIMEOUT for slow models",
+                hint=f"{kept}; raise NBCHAT_READ_TIMEOUT for slow models",
             )
+        broke = "in the middle of the reply" if self.events else "before any data arrived"
         return IncompleteStreamError(
-            f"The connection to {self._host} broke in the middle of the reply",
+            f"The connection to {self._host} broke {broke}",
             partial=partial,
-            hint="the text so far is kept; ask again to get the rest",
+            hint=f"{kept}; ask again" + (" to get the rest" if text else ""),
         )
 
     def cancel(self) -> None:
@@ -257,5 +307,15 @@ class WholeBodyStream(ChatStream):
         body = read_json(self._response, self._host)
         check_error_body(body, self._host, self._scrubber)
         self.accumulator.add_completion(body)
-        self.result = self.accumulator.result(done=True)
+        self.result = require_choices(self.accumulator.result(done=True), self._host)
         yield body
+
+
+def require_choices(result: ChatResult, host: str) -> ChatResult:
+    """``result`` when it holds a choice; a whole answer with none is an error, not an empty
+    reply (nothing would be shown, and an empty turn would be kept)."""
+    if not _answered(result):
+        raise IncompleteStreamError(
+            f"{host} answered without any reply: no text arrived", partial=result, hint=_NO_CHOICE
+        )
+    return result

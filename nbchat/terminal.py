@@ -2,8 +2,8 @@
 
 Terminal IPython cannot show HTML, so the Markdown source is written as it comes, only the
 pieces that are new since the last chunk (never the whole reply again), and the footer follows
-in :mod:`nbchat.views`' words. A reply that failed before any text prints nothing here: the
-magic's one-line error says it all.
+in :mod:`nbchat.views`' words. A reply that failed or was interrupted before any text prints
+nothing here, not even a footer: the magic's one-line ``UsageError`` says all there is to say.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from . import views
+from .protocol import Choice
 from .reply import Reply
 
 __all__ = ["PlainDisplay"]
@@ -41,12 +42,22 @@ class PlainDisplay:
                 self._chars_written += len(new)
                 out.flush()
             return
-        texts = reply.texts()
+        texts = reply.texts() or [""]
+        if reply.status != "done" and not any(texts):
+            return  # failed or stopped before any text: the magic's one line says it all
+        choices = reply.result.choices
+
+        def choice(index: int) -> Choice | None:
+            return choices[index] if index < len(choices) else None
+
         text = texts[0]
         out.write(text[self._chars_written :])
         self._chars_written = len(text)
-        for index, other in enumerate(texts[1:], start=2):
-            out.write(f"\n\n{views.choice_heading(index, markdown=True)}\n{other}")
-        if text or reply.status != "failed":
-            out.write(f"\n{views.footer_text(views.Footing.of_reply(reply))}\n")
+        extras = views.choice_markdown("", choice(0))  # a refusal, tool calls
+        if extras:
+            out.write(f"\n\n{extras}" if text else extras)
+        for index, other in enumerate(texts[1:], start=1):
+            heading = views.choice_heading(index + 1, markdown=True)
+            out.write(f"\n\n{heading}\n{views.choice_markdown(other, choice(index))}")
+        out.write(f"\n{views.footer_text(views.Footing.of_reply(reply))}\n")
         out.flush()

@@ -11,11 +11,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .prompt import Attachment
+from .protocol import ToolCall
 
-__all__ = ["Turn", "TurnStatus", "spans_fit"]
+__all__ = ["TOOLS_NOT_RUN", "Turn", "TurnStatus", "spans_fit"]
+
+TOOLS_NOT_RUN = (
+    "Not run: nbchat does not run tools in the notebook yet. Answer without this tool's result."
+)
+"""What the next request tells the model for each tool call it made: a request that replays an
+assistant message with ``tool_calls`` must answer each call, or servers refuse it."""
 
 TurnStatus = Literal["complete", "interrupted"]
 _STATUSES: frozenset[str] = frozenset(get_args(TurnStatus))
@@ -45,6 +52,12 @@ class Turn:
     attachments: tuple[Attachment, ...] = ()
     """Where each dataframe or array summary sits in :attr:`prompt`, in order, so that a
     transcript can fold them without parsing the prompt back. Checked by :func:`spans_fit`."""
+    refusal: str = ""
+    """The model's refusal, when it refused instead of answering."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The functions the model asked to call, with their arguments as JSON text."""
+    finish_reason: str | None = None
+    """Why the reply ended, as the server said (``stop``, ``length``, ``tool_calls``, …)."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -57,18 +70,32 @@ class Turn:
             }
             object.__setattr__(self, "usage", MappingProxyType(counts) if counts else None)
         object.__setattr__(self, "attachments", tuple(self.attachments))
+        object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
         if not spans_fit(self.prompt, self.attachments):
             raise ValueError(
                 f"attachments must lie in order inside the prompt of {len(self.prompt)}"
                 f" characters, not {[(a.start, a.end) for a in self.attachments]}"
             )
 
-    def messages(self) -> list[dict[str, str]]:
-        """The turn as chat messages, user then assistant, as a request replays it."""
-        return [
-            {"role": "user", "content": self.prompt},
-            {"role": "assistant", "content": self.reply},
+    def messages(self) -> list[dict[str, Any]]:
+        """The turn as chat messages, as a request replays it: the user's, the assistant's
+        (a refusal as its text; tool calls as ``tool_calls``), then one ``tool`` message per
+        call saying it was not run, which keeps the request valid for every server."""
+        answer: dict[str, Any] = {"role": "assistant", "content": self.reply or self.refusal}
+        if not self.tool_calls:
+            return [{"role": "user", "content": self.prompt}, answer]
+        ids = [call.id or f"call_{number}" for number, call in enumerate(self.tool_calls)]
+        answer["content"] = answer["content"] or None
+        answer["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call_id, call in zip(ids, self.tool_calls, strict=True)
         ]
+        results = [{"role": "tool", "tool_call_id": i, "content": TOOLS_NOT_RUN} for i in ids]
+        return [{"role": "user", "content": self.prompt}, answer, *results]
 
 
 def spans_fit(text: str, attachments: Sequence[Attachment]) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .history import Turn
     from .prompt import Prompt
+    from .protocol import Choice, ToolCall
     from .reply import Reply
 
 __all__ = [
@@ -47,8 +48,13 @@ __all__ = [
 INTERRUPTED = "interrupted"
 """The word for a reply the user stopped (Stop, Kernel → Interrupt, Ctrl-C)."""
 FAILED = "failed"
+CUT = "cut at the token limit (max_tokens)"
+"""What a footer says of a reply the server ended with ``finish_reason: "length"``."""
+TOOLS_NOT_RUN_NOTE = "nbchat does not run tools yet: the model is told so in the next request"
+_FOLD_ARGUMENTS = 400  # characters of pretty-printed arguments shown unfolded
 
-_MUTED = "color: var(--jp-ui-font-color2, #777); font-size: 0.85em"
+# Each fallback is the Light theme's value: #757575 is its secondary text on white (4.6:1).
+_MUTED = "color: var(--jp-ui-font-color2, #757575); font-size: 0.85em"
 STYLES: Mapping[str, str] = {
     "nbchat-muted": _MUTED,
     "nbchat-footer": _MUTED,
@@ -63,12 +69,23 @@ STYLES: Mapping[str, str] = {
     "nbchat-attachment-summary": _MUTED,
     "nbchat-attachment-body": "font-size: 0.8em; white-space: pre-wrap",
     "nbchat-error": "color: var(--jp-error-color1, #d32f2f)",
-    "nbchat-status-text": "color: var(--jp-ui-font-color2, #777); font-size: 0.9em",
+    "nbchat-status-text": "color: var(--jp-ui-font-color2, #757575); font-size: 0.9em",
     "nbchat-status-error": "color: var(--jp-error-color1, #d32f2f); font-size: 0.9em",
+    "nbchat-refusal": (
+        "border-left: 3px solid var(--jp-warn-color0, #f57c00); padding: 2px 8px; margin: 6px 0"
+    ),
+    "nbchat-refusal-label": f"{_MUTED}; font-weight: bold",
+    "nbchat-tool-call-summary": f"{_MUTED}; font-weight: bold",
+    "nbchat-tool-call-arguments": "font-size: 0.85em; white-space: pre-wrap",
 }
 """Inline style by class name: the one stylesheet of everything nbchat draws."""
 
 _REASONING_PREVIEW = 600  # characters of reasoning shown while the model thinks
+
+
+def counted(number: int, word: str, plural: str | None = None) -> str:
+    """``1 reply``, ``2 replies``: a number and its noun, in the right form."""
+    return f"{number:,} {word if number == 1 else plural or word + 's'}"
 
 
 def _element(tag: str, cls: str, body: str) -> str:
@@ -92,10 +109,15 @@ class Footing:
     """How long it took; unknown for a turn read back from the store."""
     ending: str = ""
     """"" for a reply that completed, else :data:`INTERRUPTED` or ``failed``."""
+    cut: bool = False
+    """The server stopped the reply at the token limit (``finish_reason: "length"``)."""
+    choices_asked: int = 1
+    choices_received: int = 1
 
     @classmethod
     def of_reply(cls, reply: Reply) -> Footing:
-        usage = reply.result.usage
+        result = reply.result
+        usage = result.usage
         endings = {"interrupted": INTERRUPTED, "failed": FAILED}
         return cls(
             model=reply.answered_model,
@@ -104,6 +126,9 @@ class Footing:
             total_tokens=usage.total_tokens if usage else None,
             seconds=reply.elapsed,
             ending=endings.get(reply.status, ""),
+            cut=any(choice.finish_reason == "length" for choice in result.choices),
+            choices_asked=reply.choices_requested,
+            choices_received=len(result.choices) if reply.status == "done" else 1,
         )
 
     @classmethod
@@ -115,6 +140,7 @@ class Footing:
             completion_tokens=usage.get("completion_tokens"),
             total_tokens=usage.get("total_tokens"),
             ending=INTERRUPTED if turn.status == "interrupted" else "",
+            cut=turn.finish_reason == "length",
         )
 
     def parts(self) -> list[str]:
@@ -126,6 +152,10 @@ class Footing:
             parts.append(f"{self.total_tokens:,} tokens")
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
+        if self.cut:
+            parts.append(CUT)
+        if 0 < self.choices_received < self.choices_asked:
+            parts.append(f"{self.choices_received} of {self.choices_asked} choices came back")
         if self.ending:
             parts.append(self.ending)
         return parts
@@ -186,11 +216,85 @@ def reply_html(bodies: Sequence[str], footing: Footing, reasonings: Sequence[str
     return f'<div class="nbchat-reply">{"".join(sections)}{footer_html(footing)}</div>'
 
 
+def refusal_html(refusal: str) -> str:
+    """The model's refusal, marked as one (it is not an answer)."""
+    if not refusal:
+        return ""
+    label = _element("div", "nbchat-refusal-label", "The model refused")
+    return _element("div", "nbchat-refusal", label + html.escape(refusal))
+
+
+def _pretty_arguments(arguments: str) -> str:
+    import json
+
+    try:
+        return json.dumps(json.loads(arguments), indent=2, ensure_ascii=False)
+    except ValueError:
+        return arguments  # as streamed: a model may send arguments that are not JSON
+
+
+def tool_calls_html(calls: Sequence[ToolCall]) -> str:
+    """Each function the model asked to call, its arguments pretty-printed (folded when
+    long), and a line saying the tools were not run."""
+    if not calls:
+        return ""
+    parts = []
+    for call in calls:
+        arguments = _pretty_arguments(call.arguments)
+        opened = " open" if len(arguments) <= _FOLD_ARGUMENTS else ""
+        summary = _element(
+            "summary", "nbchat-tool-call-summary", f"Tool call: {html.escape(call.name)}"
+        )
+        body = _element("pre", "nbchat-tool-call-arguments", html.escape(arguments))
+        parts.append(f'<details class="nbchat-tool-call"{opened}>{summary}{body}</details>')
+    return "".join(parts) + _element("div", "nbchat-muted", html.escape(TOOLS_NOT_RUN_NOTE))
+
+
+def choice_extras_html(choice: Choice | None) -> str:
+    """What a choice holds besides its text: a refusal, tool calls."""
+    if choice is None:
+        return ""
+    return refusal_html(choice.refusal) + tool_calls_html(choice.tool_calls)
+
+
+def turn_extras_html(turn: Turn) -> str:
+    return refusal_html(turn.refusal) + tool_calls_html(turn.tool_calls)
+
+
+def extras_markdown(refusal: str, calls: Sequence[ToolCall]) -> str:
+    """The same as Markdown, for the saved output's ``text/markdown`` and the terminal."""
+    parts = []
+    if refusal:
+        parts.append(f"> **The model refused:** {refusal}")
+    for call in calls:
+        parts.append(
+            f"**Tool call: {call.name}**\n\n```json\n{_pretty_arguments(call.arguments)}\n```"
+        )
+    if calls:
+        parts.append(f"*{TOOLS_NOT_RUN_NOTE}*")
+    return "\n\n".join(parts)
+
+
+def choice_markdown(text: str, choice: Choice | None) -> str:
+    """A choice as Markdown: its text, then its refusal and tool calls, if any."""
+    extras = extras_markdown(choice.refusal, choice.tool_calls) if choice is not None else ""
+    return "\n\n".join(part for part in (text, extras) if part)
+
+
+def choices_markdown(markdowns: Sequence[str]) -> str:
+    """A reply's Markdown: one choice as it is; several, each under its heading."""
+    if len(markdowns) == 1:
+        return markdowns[0]
+    return "\n\n".join(
+        f"{choice_heading(i + 1, markdown=True)}\n\n{text}" for i, text in enumerate(markdowns)
+    )
+
+
 def interrupted_message(kept_characters: int) -> str:
     """The one line a cell ends with when the user interrupted its reply."""
     if kept_characters:
         return (
-            f"Interrupted: the partial reply ({kept_characters:,} characters) is kept, "
+            f"Interrupted: the partial reply ({counted(kept_characters, 'character')}) is kept, "
             f"marked {INTERRUPTED}"
         )
     return "Interrupted before the reply began; the conversation is unchanged"
@@ -249,5 +353,6 @@ def ended_status(footing: Footing, kept_characters: int) -> str:
     """The status line once a reply has ended well or was stopped."""
     parts = footing.parts()
     if footing.ending == INTERRUPTED:
-        parts[-1] = f"{INTERRUPTED}; the partial reply ({kept_characters:,} characters) is kept"
+        kept = counted(kept_characters, "character")
+        parts[-1] = f"{INTERRUPTED}; the partial reply ({kept}) is kept"
     return " · ".join(parts)

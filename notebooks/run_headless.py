@@ -4,7 +4,12 @@
 
 With an API key configured (``NBCHAT_API_KEY``, or ``OPENAI_API_KEY`` with ``OPENAI_BASE_URL``)
 the notebooks talk to that API. Without one they talk to nbchat's bundled loopback server, and
-say so: every reply is then canned, the same short Markdown sample each time.
+say so: every reply is then canned, a short Markdown sample quoting the question.
+
+The run keeps its conversations in a temporary ``NBCHAT_HOME``, deleted at the end: your own
+history file is neither read nor written. It needs the ``lab`` extra (and ``examples`` for the
+dataframes notebook): ``pip install -e '.[lab,examples]'``, which ``make quickstart`` does in
+its own virtualenv.
 
 Cells are executed the way JupyterLab executes them, each ``execute_request`` carrying the
 cell's id, so that a notebook behaves here as it does in a browser. The executed notebooks
@@ -17,22 +22,30 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
-from nbconvert import HTMLExporter
+try:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from nbconvert import HTMLExporter
+except ModuleNotFoundError as missing:
+    sys.exit(
+        f"{missing}: running the notebooks needs nbchat's `lab` extra "
+        "(pip install -e '.[lab,examples]', or `make quickstart`)"
+    )
 
 from nbchat.config import Settings
 from nbchat.testing import LoopbackServer
+from nbchat.testing.server import DEFAULT_MODELS
 
 HERE = Path(__file__).resolve().parent
 CANNED_NOTE = (
     "**This run used canned replies.** No API key was configured, so the notebook talked to "
     "nbchat's bundled loopback server (`nbchat.testing`), which answers every question with "
-    "the same Markdown sample. Set `NBCHAT_API_KEY` and run it again for real answers."
+    "a canned Markdown sample. Set `NBCHAT_API_KEY` and run it again for real answers."
 )
 
 
@@ -100,13 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     server: LoopbackServer | None = None
     if settings.usable_key is None and not settings.is_loopback:
-        server = LoopbackServer().start()
+        models = dict.fromkeys([*DEFAULT_MODELS, settings.model])  # NBCHAT_MODEL is accepted
+        server = LoopbackServer(models=list(models)).start()
         os.environ["NBCHAT_BASE_URL"] = server.base_url
         os.environ.pop("OPENAI_BASE_URL", None)
         print(f"No API key configured: using the loopback server at {server.base_url}.")
         print("Every reply in this run is canned; set NBCHAT_API_KEY for real answers.")
     else:
         print(f"Talking to {settings.base_url} as model {settings.model}.")
+    # The kernels inherit the environment: their turns go to a history file that is thrown
+    # away, never into the user's own.
+    history = tempfile.TemporaryDirectory(prefix="nbchat-headless-")
+    os.environ["NBCHAT_HOME"] = history.name
     try:
         for notebook_path in args.notebooks:
             target = run(notebook_path, out_dir, canned=server is not None, timeout=args.timeout)
@@ -117,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
+        history.cleanup()
     return 0
 
 

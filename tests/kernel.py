@@ -18,12 +18,13 @@ finished only when both the reply and ``idle`` have arrived.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -612,3 +613,17 @@ def run_notebook(
     finally:
         if manager.has_kernel:  # nbclient failed before its own cleanup could run
             run_sync(manager.shutdown_kernel)(now=True)
+
+
+@contextlib.contextmanager
+def nbchat_kernel(base_url: str, tmp_path: Path, **env: str) -> Iterator[KernelDriver]:
+    """A real kernel with nbchat loaded, talking to ``base_url`` (no retries, a test model)."""
+    settings = {
+        "NBCHAT_BASE_URL": base_url,
+        "NBCHAT_MODEL": "test-model",
+        "NBCHAT_MAX_RETRIES": "0",
+        **env,
+    }
+    with KernelDriver(settings, tmp_path) as driver:
+        assert driver.execute("%load_ext nbchat").reply_status == "ok"
+        yield driver

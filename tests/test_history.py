@@ -388,7 +388,7 @@ def test_a_version_1_file_is_migrated_in_place_and_its_turns_read_back(db_path: 
 
     assert raw_query(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     columns = [row[1] for row in raw_query(db_path, "PRAGMA table_info(turns)")]
-    assert columns[-1] == "attachments"
+    assert columns[-2:] == ["attachments", "details"]
     reloaded = restart(db_path)
     assert prompts(reloaded) == ["old question", PROMPT]
     assert folded(reloaded.turns[1]) == [SUMMARY]

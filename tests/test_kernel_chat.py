@@ -11,7 +11,7 @@ import pytest
 
 from nbchat.testing import LoopbackServer, Reply
 
-from kernel import Execution, KernelDriver
+from kernel import Execution, KernelDriver, nbchat_kernel
 
 SECRET = "sk-kernel-test-5f1e2d3c4b5a69788796SECRET"
 NOTEBOOK = "analysis/report.ipynb"
@@ -19,14 +19,7 @@ NOTEBOOK = "analysis/report.ipynb"
 
 @pytest.fixture
 def kernel(server: LoopbackServer, tmp_path: Path) -> Iterator[KernelDriver]:
-    env = {
-        "NBCHAT_BASE_URL": server.base_url,
-        "NBCHAT_MODEL": "test-model",
-        "NBCHAT_MAX_RETRIES": "0",
-        "JPY_SESSION_NAME": NOTEBOOK,
-    }
-    with KernelDriver(env, tmp_path) as driver:
-        assert driver.execute("%load_ext nbchat").reply_status == "ok"
+    with nbchat_kernel(server.base_url, tmp_path, JPY_SESSION_NAME=NOTEBOOK) as driver:
         yield driver
 
 

@@ -18,8 +18,13 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from nbchat.testing import LoopbackServer, RawSSE, Reply, Status
-from nbchat.testing.server import main
+from nbchat.client import ChatClient
+from nbchat.errors import NotFoundError
+from nbchat.protocol import ChatRequest
+from nbchat.testing import LONG_KEYWORD, LoopbackServer, RawSSE, Reply, Status
+from nbchat.testing.server import DEFAULT_MODELS, main
+
+from conftest import fast_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAT = "/v1/chat/completions"
@@ -434,6 +439,156 @@ def test_default_reply_is_canned_and_quotes_the_user(server: LoopbackServer) -> 
     assert "```python\n" in text
 
 
+# ---- the canned reply: a small real server -------------------------------------------------
+
+
+def not_found(model: str) -> dict[str, Any]:
+    message = f"The model `{model}` does not exist or you do not have access to it."
+    return {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
+
+
+def test_lists_a_few_models_and_refuses_others_with_404(server: LoopbackServer) -> None:
+    status, listing = get(server, "/v1/models")
+    assert status == 200
+    listed = [model["id"] for model in listing["data"]]
+    assert listed == list(DEFAULT_MODELS) and len(listed) >= 3
+    for model in listed:
+        response, body = post(server, chat_payload(model=model))
+        assert response.status == 200
+        assert f"`{model}`" in content_of(chunks_of(body))
+    for stream in (True, False):
+        response, body = post(server, chat_payload(stream=stream, model="gpt-5-ultra"))
+        assert response.status == 404
+        assert response.getheader("Content-Type") == "application/json"
+        assert json.loads(body) == not_found("gpt-5-ultra")
+    response, body = post(server, {"messages": HELLO, "stream": True})
+    assert response.status == 400
+    assert json.loads(body)["error"]["param"] == "model"
+
+
+def test_a_refused_model_reaches_the_client_as_not_found(server: LoopbackServer) -> None:
+    client = ChatClient(fast_settings(server.base_url, max_retries=0))
+    try:
+        with pytest.raises(NotFoundError, match="404"):
+            client.complete(ChatRequest.build("gpt-5-ultra", HELLO))
+        assert client.complete(ChatRequest.build("gpt-4o", HELLO)).text.startswith("This is")
+    finally:
+        client.close()
+    assert len(server.chat_requests) == 2
+
+
+def test_scripted_items_skip_the_model_check_unless_asked(server: LoopbackServer) -> None:
+    server.enqueue(Reply(text="scripted"), Reply(text="refused"), Reply(text="second"))
+    _, body = post(server, chat_payload(model="test-model", n=0))  # played as scripted
+    assert content_of(chunks_of(body)) == "scripted"
+    server.known_models = {"gpt-4o-mini"}  # asked: scripted items are checked too
+    response, body = post(server, chat_payload(model="test-model"))
+    assert (response.status, json.loads(body)) == (404, not_found("test-model"))
+    server.known_models = None
+    _, body = post(server, chat_payload(model="test-model"))
+    assert content_of(chunks_of(body)) == "refused"  # the refusal used up no script item
+
+
+def test_the_canned_model_check_follows_the_listed_models() -> None:
+    with LoopbackServer(models=["my-model"]) as server:
+        assert post(server, chat_payload(model="gpt-4o-mini"))[0].status == 404
+        assert post(server, chat_payload(model="my-model"))[0].status == 200
+        server.models = None  # a server that lists nothing checks nothing
+        assert post(server, chat_payload(model="anything"))[0].status == 200
+    with LoopbackServer(check_canned=False) as server:
+        assert post(server, chat_payload(model="anything", n=0))[0].status == 200
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_canned_reply_gives_n_choices_each_with_its_index(
+    server: LoopbackServer, stream: bool
+) -> None:
+    _, body = post(server, chat_payload(stream=stream, n=3))
+    if stream:
+        chunks = chunks_of(body)
+        indexes = [chunk["choices"][0]["index"] for chunk in chunks]
+        assert indexes[:6] == [0, 1, 2, 0, 1, 2]
+        texts = [content_of(chunks, index=i) for i in range(3)]
+        finished = [c["choices"][0]["index"] for c in chunks if c["choices"][0]["finish_reason"]]
+        assert sorted(finished) == [0, 1, 2]
+    else:
+        choices = json.loads(body)["choices"]
+        assert [choice["index"] for choice in choices] == [0, 1, 2]
+        texts = [choice["message"]["content"] for choice in choices]
+    assert [text.split("\n")[0] for text in texts] == [
+        "**Choice 1 of 3.**",
+        "**Choice 2 of 3.**",
+        "**Choice 3 of 3.**",
+    ]
+    assert all("canned reply from the nbchat loopback server" in text for text in texts)
+    _, body = post(server, chat_payload(stream=False, n=1))
+    (only,) = json.loads(body)["choices"]
+    assert only["message"]["content"].startswith("This is a **canned reply")
+
+
+@pytest.mark.parametrize(("n", "code"), [(0, "integer_out_of_range"), (129, None), ("2", None)])
+def test_canned_reply_refuses_n_out_of_range(
+    server: LoopbackServer, n: object, code: str | None
+) -> None:
+    response, body = post(server, chat_payload(n=n))
+    assert response.status == 400
+    error = json.loads(body)["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "n")
+    assert code is None or error["code"] == code
+    assert post(server, chat_payload(n=128))[0].status == 200
+
+
+def test_reasoner_model_thinks_before_its_canned_answer(server: LoopbackServer) -> None:
+    _, body = post(server, chat_payload(model="deepseek-reasoner"))
+    chunks = chunks_of(body)
+    kinds = [next(iter(c["choices"][0]["delta"]), None) for c in chunks]
+    first_content = kinds.index("content")
+    assert set(kinds[1:first_content]) == {"reasoning_content"}
+    assert "canned reasoning" in content_of(chunks, "reasoning_content")
+    _, body = post(server, chat_payload(model="gpt-4o-mini"))
+    assert content_of(chunks_of(body), "reasoning_content") == ""
+
+
+def long_features(text: str) -> list[str]:
+    """Which kinds of Markdown a reply has, of those the long canned reply should show."""
+    checks = {
+        "heading": "\n## " in text,
+        "list": "\n- " in text and "\n1. " in text,
+        "table": "|:------|:------:|" in text,
+        "python": "```python\n" in text,
+        "sql": "```sql\n" in text,
+        "json": "```json\n" in text,
+        "math": "\n$$\n" in text and "$e^{i\\pi} + 1 = 0$" in text,
+        "quote": "\n> " in text,
+        "rule": "\n---\n" in text,
+        "unsafe html": "<script>" in text,
+    }
+    return sorted(name for name, present in checks.items() if present)
+
+
+def test_long_keyword_gives_a_long_markdown_reply(server: LoopbackServer) -> None:
+    asked = f"Show me everything {LONG_KEYWORD}"
+    _, body = post(server, chat_payload(messages=[{"role": "user", "content": asked}]))
+    chunks = chunks_of(body)
+    text = content_of(chunks)
+    assert len(text) > 5000
+    assert len(long_features(text)) == 10
+    assert f"> {asked}" in text and "canned reply" in text
+    assert len(chunks) < len(text) / 8  # streamed in pieces of a few tokens, not characters
+    for not_asked in ("How long is a p-value?", "see /longer", "/long-ago", "usr/long"):
+        _, body = post(server, chat_payload(messages=[{"role": "user", "content": not_asked}]))
+        assert len(content_of(chunks_of(body))) < 1000, not_asked
+    _, body = post(server, chat_payload(messages=[{"role": "user", "content": "/LONG, please"}]))
+    assert len(content_of(chunks_of(body))) > 5000
+
+
 # ---- checks the server is configured to make ------------------------------------------------
 
 
@@ -575,7 +730,8 @@ def test_cli_refuses_other_hosts(capsys: pytest.CaptureFixture[str]) -> None:
     assert "loopback" in capsys.readouterr().err
 
 
-def test_cli_serves_canned_replies_until_interrupted() -> None:
+def start_cli(*options: str) -> tuple[subprocess.Popen[str], int, list[str]]:
+    """The server's command on a free port; returns it, the port and the lines it printed."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -583,27 +739,70 @@ def test_cli_serves_canned_replies_until_interrupted() -> None:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    command = [sys.executable, "-m", "nbchat.testing.server", "--port", str(port), "--delay", "0"]
+    command = [sys.executable, "-m", "nbchat.testing.server", "--port", str(port), *options]
     process = subprocess.Popen(
         command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], 10)
-        assert ready, "the CLI printed nothing"
-        line = process.stdout.readline().strip()
-        url = f"http://127.0.0.1:{port}/v1"
-        assert line == f"nbchat loopback server on {url} (canned replies, no key needed)"
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("POST", CHAT, body=json.dumps(chat_payload()))
-        text = content_of(chunks_of(conn.getresponse().read()))
-        conn.close()
-        assert "canned reply" in text
+    assert process.stdout is not None
+    ready, _, _ = select.select([process.stdout], [], [], 10)
+    assert ready, "the CLI printed nothing"
+    lines = [process.stdout.readline().strip(), process.stdout.readline().strip()]
+    return process, port, lines
+
+
+def cli_chat(port: int, model: str = "gpt-4o-mini") -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", CHAT, body=json.dumps(chat_payload(model=model)))
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, content_of(chunks_of(body)) if response.status == 200 else ""
+
+
+def stop_cli(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=5)
-        assert process.returncode == 0
-        assert stderr == ""
-    finally:
-        if process.poll() is None:
+        try:
+            _, stderr = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+            raise
+        assert process.returncode == 0
+        assert stderr == ""
+
+
+def test_cli_serves_canned_replies_until_interrupted() -> None:
+    process, port, lines = start_cli("--delay", "0")
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        assert lines[0] == f"nbchat loopback server on {url} (canned replies, no key needed)"
+        assert lines[1].startswith(f"models: {', '.join(DEFAULT_MODELS)}; ")
+        assert LONG_KEYWORD in lines[1]
+        status, text = cli_chat(port)
+        assert status == 200
+        assert "canned reply" in text and len(text) < 1000
+        assert cli_chat(port, "gpt-5-ultra")[0] == 404
+    finally:
+        stop_cli(process)
+
+
+def test_cli_long_replies_and_own_models() -> None:
+    process, port, lines = start_cli("--delay", "0", "--long", "--model", "a", "--model", "b")
+    try:
+        assert lines[1].startswith("models: a, b; long replies")
+        assert get_models(port) == ["a", "b"]
+        status, text = cli_chat(port, "b")
+        assert status == 200
+        assert len(long_features(text)) == 10
+        assert cli_chat(port, "gpt-4o-mini")[0] == 404
+    finally:
+        stop_cli(process)
+
+
+def get_models(port: int) -> list[str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("GET", "/v1/models")
+    listing = json.loads(conn.getresponse().read())
+    conn.close()
+    return [model["id"] for model in listing["data"]]

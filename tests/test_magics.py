@@ -324,7 +324,7 @@ def test_chat_code_takes_blocks_of_the_latest_reply(
     assert chat(shell, "sql?", cell_id="a").success
     assert shell.run("%chat code").success
     assert shell.ip.rl_next_input == "select 1;"
-    assert_one_line_usage_error(shell.run("%chat code 3"), capsys, "has 1 code blocks")
+    assert_one_line_usage_error(shell.run("%chat code 3"), capsys, "has 1 code block,")
     assert_one_line_usage_error(shell.run("%chat code two"), capsys, "number of a code block")
     assert chat(shell, "prose?", cell_id="b").success
     assert_one_line_usage_error(shell.run("%chat code"), capsys, "no code block")
@@ -486,7 +486,7 @@ def test_a_second_ask_while_one_streams_is_refused(
         ("%chat key sk-abc", ["takes no argument"]),
         ("%chat export notes.txt", [".md or .json"]),
         ("%chat model a b", ["takes [MODEL_ID]", "'a b'"]),
-        ("%chat panel now", ["takes no argument"]),
+        ("%chat panel now", ["takes [--side]", "'now'"]),
         ("%chat context", ["needs the name of a dataframe"]),
         ("%chat context undefined_frame", ["'undefined_frame' is not defined"]),
         ("%chat context __name__", ["not a pandas or polars dataframe"]),
@@ -686,3 +686,22 @@ def test_every_command_is_parsed_and_handled() -> None:
     from nbchat.commands import COMMANDS, parsers
 
     assert set(COMMANDS) == set(parsers()[1]) == set(HANDLERS)
+
+
+def test_counts_read_as_english(
+    shell: Shell, env: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.enqueue(Reply("one\n\n```sql\nselect 1;\n```\n"))
+    assert chat(shell, "sql?", cell_id="a").success
+    capsys.readouterr()
+    assert shell.run("%chat usage").success
+    assert capsys.readouterr().out.startswith("1 reply: ")
+    assert_one_line_usage_error(shell.run("%chat code 2"), capsys, "has 1 code block, not 2")
+    assert shell.run("%chat reset").success
+    assert "the last one (1 turn) stays" in capsys.readouterr().out
+
+
+def test_the_cell_magic_usage_reads_as_a_cell_magic() -> None:
+    from nbchat.magics import ChatMagics
+
+    assert "%%chat [-m MODEL]" in (ChatMagics.chat.__doc__ or "")

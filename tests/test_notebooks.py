@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from nbchat.testing import LoopbackServer
 
@@ -24,7 +26,7 @@ def chat_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 def test_quickstart_runs_against_the_loopback_server(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
-    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    env = {"NBCHAT_BASE_URL": server.base_url}  # canned replies, for a model the server lists
     notebook = run_notebook(QUICKSTART, env=env, cwd=tmp_path)
     cells = chat_cells(notebook)
     assert cells
@@ -44,7 +46,14 @@ def test_quickstart_runs_against_the_loopback_server(
     assert (tmp_path / "conversation.md").exists()
 
 
-def test_headless_runner_says_replies_are_canned_without_a_key(tmp_path: Path) -> None:
+def test_headless_runner_says_replies_are_canned_and_leaves_the_history_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The history file where a user's own is: under HOME (a temp dir, see conftest), found
+    # through the Jupyter data dir, as when neither NBCHAT_HOME nor JUPYTER_DATA_DIR is set.
+    monkeypatch.delenv("NBCHAT_HOME")
+    monkeypatch.delenv("JUPYTER_DATA_DIR")
+    home = Path(os.environ["HOME"])
     out = tmp_path / "out"
     finished = subprocess.run(
         [sys.executable, str(ROOT / "notebooks" / "run_headless.py"), "--out", str(out)],
@@ -52,6 +61,7 @@ def test_headless_runner_says_replies_are_canned_without_a_key(tmp_path: Path) -
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, "NBCHAT_MODEL": "my-own-model"},  # accepted by its canned server
     )
     assert finished.returncode == 0, finished.stderr
     assert "canned" in finished.stdout
@@ -59,12 +69,22 @@ def test_headless_runner_says_replies_are_canned_without_a_key(tmp_path: Path) -
     assert "This run used canned replies" in html
     executed = nbformat.read(out / "quickstart.ipynb", as_version=4)
     assert all(cell.outputs for cell in chat_cells(executed))
+    assert "`my-own-model`" in chat_cells(executed)[0].outputs[0].data["text/markdown"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "conversation.md",
+        *(
+            f"{name}.{ext}"
+            for name in ("dataframes", "panel", "quickstart")
+            for ext in ("html", "ipynb")
+        ),
+    ]
+    assert list(home.rglob("*.sqlite3*")) == []  # no history file was written in HOME
 
 
 def test_panel_notebook_shares_one_conversation_with_chat_cells(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
-    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    env = {"NBCHAT_BASE_URL": server.base_url}
     notebook = run_notebook(ROOT / "notebooks" / "panel.ipynb", env=env, cwd=tmp_path)
     requests = [r.json["messages"] for r in server.chat_requests]
     assert [len(messages) for messages in requests] == [1, 3, 5]
@@ -78,7 +98,7 @@ def test_panel_notebook_shares_one_conversation_with_chat_cells(
     ]
     assert len(widget_views) == 1  # %chat panel shows a panel
     texts = "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs)
-    assert "test-model ·" in texts and "tokens" in texts  # the panel's status line
+    assert "gpt-4o-mini ·" in texts and "tokens" in texts  # the panel's status line
     assert "Traceback" not in texts
 
 
@@ -87,7 +107,7 @@ def test_dataframes_notebook_sends_summaries_not_data(
 ) -> None:
     from nbchat.frames import estimate_tokens
 
-    env = {"NBCHAT_BASE_URL": server.base_url, "NBCHAT_MODEL": "test-model"}
+    env = {"NBCHAT_BASE_URL": server.base_url}
     notebook = run_notebook(ROOT / "notebooks" / "dataframes.ipynb", env=env, cwd=tmp_path)
     sent = [r.json["messages"][-1]["content"] for r in server.chat_requests]
     assert len(sent) == 3

@@ -59,7 +59,13 @@ def test_only_the_notebook_faces_import_ipython_and_ipywidgets() -> None:
 
     magic_face = ["actions.py", "commands.py", "magics.py", "options.py"]
     assert importers("IPython") == sorted([*magic_face, "runtime.py"])
-    assert importers("ipywidgets") == ["panel.py", "panel_controls.py", "transcript.py"]
+    assert importers("ipywidgets") == [
+        "panel.py",
+        "panel_controls.py",
+        "panel_view.py",
+        "transcript.py",
+    ]
+    assert importers("anywidget") == ["composer.py"]
 
 
 def test_nothing_imports_numpy_at_module_level() -> None:
@@ -124,13 +130,24 @@ def test_the_loopback_server_uses_only_the_standard_library() -> None:
 LAYERS: dict[str, int] = {
     **dict.fromkeys(["errors", "version", "sse", "config", "secrets", "runtime"], 0),
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
-    **dict.fromkeys(["render", "incremental", "codeblocks"], 2),
+    **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt"], 3),
     **dict.fromkeys(["turn", "schema", "store", "history"], 4),
     **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
     **dict.fromkeys(["views", "options", "export"], 6),
     **dict.fromkeys(
-        ["display", "terminal", "magics", "commands", "actions", "panel", "panel_controls"], 7
+        [
+            "display",
+            "terminal",
+            "magics",
+            "commands",
+            "actions",
+            "panel",
+            "panel_controls",
+            "panel_view",
+            "composer",
+        ],
+        7,
     ),
     "transcript": 7,
     "__init__": 8,

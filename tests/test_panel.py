@@ -72,6 +72,12 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 10.0) ->
         time.sleep(0.005)
 
 
+def turn_views(panel: ChatPanel) -> list[Any]:
+    """The transcript's turns, oldest first (it is drawn bottom-up: the newest child first)."""
+    children = reversed(panel.transcript.children)
+    return [view for view in children if "nbchat-turn" in view._dom_classes]
+
+
 def send(panel: ChatPanel, text: str) -> None:
     panel.input.value = text
     panel.send_button.click()
@@ -423,7 +429,7 @@ def test_picked_dataframes_go_with_the_next_message_and_show_folded(
     send(panel, "What is in the grid?")
     panel.wait(10)
     assert "<array" in server.chat_requests[-1].json["messages"][-1]["content"]
-    last_turn = panel.transcript.children[0]  # drawn bottom-up: the newest is first
+    last_turn = turn_views(panel)[-1]
     you = " ".join(html_values(last_turn.children[0]))
     assert "attached: grid · numpy ndarray" in you
     visible = re.sub(r"<details.*?</details>", "", you, flags=re.DOTALL)
@@ -480,3 +486,219 @@ def test_the_panel_is_a_widget_that_nests_like_one(
     assert isinstance(panel, widgets.VBox)
     data = panel._repr_mimebundle_()
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+
+
+# -- the message box ------------------------------------------------------------------------
+
+
+def test_enter_in_the_box_sends_what_was_typed(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply("Sent by the key."))
+    panel = open_panel()
+    assert "Enter sends" in panel.input.placeholder
+    # What the page sends as it is typed, then on Enter: custom messages with the text.
+    panel.input._handle_custom_msg({"event": "input", "value": "typed, not yet f"}, [])
+    assert panel.input.value == "typed, not yet f" and server.chat_requests == []
+    panel.input._handle_custom_msg({"event": "submit", "value": "typed, fully"}, [])
+    panel.wait(10)
+    assert server.chat_requests[-1].json["messages"][-1]["content"] == "typed, fully"
+    assert panel.input.value == "" and "Sent by the key." in transcript(panel)
+    panel.input._handle_custom_msg({"event": "something else"}, [])
+    assert len(server.chat_requests) == 1
+
+
+def test_each_message_is_a_turn_of_its_own(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply("One."), Reply("Two."))
+    panel = open_panel()
+    for text in ("first", "second"):
+        send(panel, text)
+        panel.wait(10)
+    turns = panel.session.history.turns
+    assert [t.prompt for t in turns] == ["first", "second"]
+    ids = [t.cell_id or "" for t in turns]
+    assert all(i.startswith("panel-") for i in ids) and len(set(ids)) == 2
+
+
+# -- regenerate and send again --------------------------------------------------------------
+
+
+def again_button(panel: ChatPanel) -> Any:
+    """The Regenerate / Send again button, when the transcript shows it."""
+    found = [w for w in _walk(panel.transcript) if w is panel.again_button]
+    return found[0] if found else None
+
+
+def test_regenerate_replaces_the_latest_reply_in_place(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply("Answer one."), Reply("Answer two, the old one."))
+    server.enqueue(Reply(LONG, chunk_size=8, delay=0.004))
+    panel = open_panel()
+    send(panel, "question one")
+    panel.wait(10)
+    send(panel, "question two")
+    panel.wait(10)
+    button = again_button(panel)
+    assert button is not None and button.description == "Regenerate"
+    button.click()
+    wait_for(lambda: "word40 " in transcript(panel), "the new reply streaming")
+    streaming = transcript(panel)
+    assert again_button(panel) is None  # nothing to click while it streams
+    assert "Answer two, the old one." not in streaming  # streams in the old one's place...
+    assert streaming.count("question two") == 1 and len(turn_views(panel)) == 2
+    panel.wait(10)
+    final = transcript(panel)
+    assert final.count("question two") == 1 and "word299" in final
+    assert final.index("Answer one.") < final.index("question two") < final.index("word299")
+    assert "Answer two, the old one." not in final
+    assert [t.reply for t in panel.session.history.turns] == ["Answer one.", LONG]
+    sent = server.chat_requests[-1].json["messages"]  # only the turns before it
+    assert [m["content"] for m in sent] == ["question one", "Answer one.", "question two"]
+    assert again_button(panel) is not None
+
+
+def test_regenerate_resends_the_attached_summaries_and_keeps_their_fold(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import pandas as pd
+
+    panel = open_panel(namespace={"sales": pd.DataFrame({"a": [1, 2]})})
+    panel.context_picker.value = ("sales",)
+    server.enqueue(Reply("First."), Reply("Second."))
+    send(panel, "about sales")
+    panel.wait(10)
+    assert panel.regenerate()
+    panel.wait(10)
+    first, second = (r.json["messages"][-1]["content"] for r in server.chat_requests)
+    assert second == first and '<dataframe name="sales"' in first
+    (turn,) = panel.session.history.turns
+    assert turn.reply == "Second." and [a.label for a in turn.attachments] == [
+        a.label for a in panel.session.history.turns[0].attachments
+    ]
+    assert "attached: sales" in " ".join(html_values(panel.transcript))
+
+
+def test_regenerate_from_the_panel_replaces_a_chat_cells_turn(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
+    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
+    for shell in make_shell(rich=True):
+        shell.run("import nbchat\npanel = nbchat.ChatPanel(load_models=False)")
+        panel: ChatPanel = shell.ip.user_ns["panel"]
+        try:
+            server.enqueue(Reply("From the cell."), Reply("Regenerated."), Reply("Next."))
+            assert shell.run("%%chat\nasked in a cell", cell_id="cell-1").error_in_exec is None
+            assert panel.again_button.description == "Regenerate"
+            panel.again_button.click()
+            panel.wait(10)
+            (turn,) = panel.session.history.turns
+            assert (turn.cell_id, turn.reply) == ("cell-1", "Regenerated.")
+            shell.run("%%chat\nasked in a second cell", cell_id="cell-2")
+            sent = [m["content"] for m in server.chat_requests[-1].json["messages"]]
+            assert sent == ["asked in a cell", "Regenerated.", "asked in a second cell"]
+        finally:
+            panel.close()
+
+
+def test_regenerate_needs_a_turn_it_can_replace(
+    open_panel: Callable[..., ChatPanel], session: ChatSession, server: LoopbackServer
+) -> None:
+    panel = open_panel()
+    assert again_button(panel) is None
+    assert not panel.regenerate() and "Nothing to regenerate" in status(panel)
+    server.enqueue(Reply("Appended, without a cell."))
+    session.ask("from a terminal")  # no cell id: a new reply would append, not replace
+    assert again_button(panel) is None
+    assert not panel.again() and "no turn id" in status(panel)
+    assert len(server.chat_requests) == 1
+
+
+def test_send_again_resends_a_failed_message_once(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    import pandas as pd
+
+    panel = open_panel(namespace={"sales": pd.DataFrame({"a": [1, 2]})})
+    panel.context_picker.value = ("sales",)
+    server.enqueue(Status(503), Reply("Worked the second time."))
+    send(panel, "about sales")
+    panel.wait(10)
+    assert "503" in status(panel) and panel.input.value == "about sales"
+    button = again_button(panel)
+    assert button is not None and button.description == "Send again"
+    button.click()
+    assert panel.input.value == "" and panel.context_picker.value == ()  # it went, once
+    panel.wait(10)
+    first, second = (r.json["messages"] for r in server.chat_requests)
+    assert second == first and '<dataframe name="sales"' in first[-1]["content"]
+    (turn,) = panel.session.history.turns
+    assert turn.reply == "Worked the second time."
+    assert "⚠" not in transcript(panel) and transcript(panel).count("about sales") == 1
+    assert again_button(panel).description == "Regenerate"
+
+
+def test_a_message_stopped_before_its_reply_began_can_be_sent_again(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, stall_after=1, stall_seconds=60), Reply("Now it answers."))
+    panel = open_panel()
+    send(panel, "hello?")
+    wait_for(lambda: panel.live is not None and panel.live.reply.chunks == 1, "the role chunk")
+    panel.stop()
+    panel.wait(10)
+    assert panel.session.history.turns == ()
+    assert "before the reply began" in status(panel) and panel.input.value == "hello?"
+    assert "hello?" in transcript(panel)  # the message is still on screen
+    assert again_button(panel).description == "Send again"
+    assert panel.again()
+    panel.wait(10)
+    assert [t.reply for t in panel.session.history.turns] == ["Now it answers."]
+
+
+def test_send_again_after_stop_replaces_the_partial_reply(
+    open_panel: Callable[..., ChatPanel], server: LoopbackServer
+) -> None:
+    server.enqueue(Reply(LONG, chunk_size=8, stall_after=20, stall_seconds=60), Reply("Whole."))
+    panel = open_panel()
+    send(panel, "go slowly")
+    wait_for(lambda: panel.live is not None and panel.live.reply.chunks >= 19, "the stall")
+    panel.stop()
+    panel.wait(10)
+    (stopped,) = panel.session.history.turns
+    assert stopped.status == "interrupted"
+    assert again_button(panel).description == "Send again"
+    panel.again_button.click()
+    panel.wait(10)
+    (turn,) = panel.session.history.turns
+    assert (turn.status, turn.reply, turn.cell_id) == ("complete", "Whole.", stopped.cell_id)
+    assert "interrupted" not in transcript(panel)
+    assert [m["role"] for m in server.chat_requests[-1].json["messages"]] == ["user"]
+
+
+def test_side_shows_the_panel_through_a_sidecar_closed_with_it(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sidecar import Sidecar
+
+    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
+    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
+    made: list[Any] = []
+    enter = Sidecar.__enter__
+    monkeypatch.setattr(Sidecar, "__enter__", lambda self: made.append(self) or enter(self))
+    for shell in make_shell(rich=True):
+        assert shell.run("%chat panel --side", cell_id="side-cell").success
+        (side,) = made
+        assert side.title == "nbchat" and side.anchor == "split-right"
+        panels = shell.ip.magics_manager.registry["ChatMagics"].panels
+        shown = [
+            m.data["application/vnd.jupyter.widget-view+json"]["model_id"]
+            for m in shell.publisher.messages
+            if "application/vnd.jupyter.widget-view+json" in m.data
+        ]
+        assert shown == [panels["side-cell"].model_id]  # the panel, displayed inside the sidecar
+        assert shell.run("%chat panel --side", cell_id="side-cell").success
+        assert side.comm is None  # the first panel's sidecar went with it

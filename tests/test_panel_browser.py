@@ -6,16 +6,20 @@ One browser session checks, in order:
 
 1. a reply streams into the transcript (a state with the table but not the last sentence is
    seen before the final one), while another cell runs to completion: the kernel stays free;
-2. the finished reply has a rendered table and highlighted code; its copy control puts the
-   code on the clipboard; a screenshot goes to ``test-artifacts/panel-<kind>.png``;
+2. the finished reply has a rendered table and highlighted code; each code block has its own
+   Copy button right under it, which puts that block on the clipboard; a screenshot goes to
+   ``test-artifacts/panel-<kind>.png``;
 3. a dataframe picked under Context goes with the next message, shown folded; Stop on that
    stalled reply ends it at once, keeping the partial text, marked interrupted;
-4. a reply full of markup runs nothing and shows the markup as text.
+4. a reply full of markup runs nothing and shows the markup as text;
+5. a Copy button of the first, now older, reply still copies its own block, and the status line
+   does not send the reader to ``%chat code N``, which takes the latest reply's block N.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ CELLS = [
 ]
 LAST_SENTENCE = "That is the whole quarter."
 CODE = 'def growth(a: float, b: float) -> float:\n    return (b - a) / a * 100\n\nprint("ok")\n'
+SQL = "select month, sum(sales) from quarter group by month;\n"
 REPLY = f"""\
 ## Quarterly figures
 
@@ -51,6 +56,11 @@ numbers are made up, the shapes are the ones a model sends back.
 
 ```python
 {CODE}```
+
+The same figures straight from the database:
+
+```sql
+{SQL}```
 
 {LAST_SENTENCE}
 """
@@ -83,6 +93,21 @@ FINISHED = """(panel) => {
     footer: [...last.querySelectorAll('.nbchat-footer')].map((f) => f.innerText),
   };
 }"""
+# Where each code block and each Copy button of the newest turn are drawn.
+PLACES = """(panel) => {
+  const turn = panel.querySelector('.nbchat-turn');
+  const box = (e) => {
+    const r = e.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
+  return {
+    blocks: [...turn.querySelectorAll('.nbchat-reply pre')].map(box),
+    buttons: [...turn.querySelectorAll('button.nbchat-copy-code')].map(
+        (b) => ({label: b.innerText.trim(), box: box(b)})),
+    last: box([...turn.querySelectorAll('.nbchat-reply p')].find(
+        (p) => p.innerText.includes('whole quarter'))),
+  };
+}"""
 DANGER = """(panel) => ({
   pwned: window.pwned === undefined ? null : String(window.pwned),
   scripts: panel.querySelectorAll('script').length,
@@ -97,12 +122,22 @@ DANGER = """(panel) => ({
 def send(page: Any, text: str) -> None:
     panel = page.locator(".nbchat-panel")
     panel.locator(".nbchat-input textarea").fill(text)
-    panel.locator("button.jupyter-button", has_text="Send").click()
+    panel.locator("button.jupyter-button:text-is('Send')").click()
+
+
+def copy_and_check(page: Any, button: Any, code: str) -> None:
+    """Click the Copy ``button``; the clipboard, emptied first, then holds ``code``."""
+    page.evaluate("() => navigator.clipboard.writeText('')")
+    button.click()
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while (copied := page.evaluate("() => navigator.clipboard.readText()")) != code:
+        assert time.monotonic() < deadline, f"the clipboard holds {copied!r}, not {code!r}"
+        page.wait_for_timeout(50)
 
 
 def wait_until_idle(page: Any) -> None:
     """Until Send is enabled again: the reply is over."""
-    page.locator(".nbchat-panel button.jupyter-button:has-text('Send'):not([disabled])").wait_for()
+    page.locator(".nbchat-panel button.jupyter-button:text-is('Send'):not([disabled])").wait_for()
 
 
 @pytest.mark.parametrize("kind", ["lab", "notebook"], ids=["jupyterlab", "notebook7"])
@@ -159,10 +194,25 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             assert finished["tables"] == 1 and finished["cells"][:2] == ["January", "1,200"]
             assert finished["highlighted"] >= 8, finished
             assert finished["footer"] and finished["footer"][0].startswith("test-model")
-            panel.locator("button.nbchat-copy-code").first.click()
+            places = panel.evaluate(PLACES)
+            notes["places"] = places
+            assert [b["label"] for b in places["buttons"]] == ["Copy python 1", "Copy sql 2"]
+            assert len(places["blocks"]) == 2
+            for index, (block, button) in enumerate(
+                zip(places["blocks"], places["buttons"], strict=True)
+            ):
+                _, top, right, bottom = button["box"]
+                assert 0 <= top - block[3] <= 16, (index, block, button)  # right under it...
+                assert abs(right - block[2]) <= 24, (index, block, button)  # ...at its right
+                after = places["blocks"][index + 1][1] if index == 0 else places["last"][1]
+                assert bottom <= after, (index, button, after)  # ...before what follows
+            newest = panel.locator(".nbchat-turn").first.locator("button.nbchat-copy-code")
+            copy_and_check(page, newest.filter(has_text="Copy sql 2"), SQL)
+            panel.locator(".widget-html.nbchat-status", has_text="Copied code 2").wait_for()
+            status = panel.locator(".widget-html.nbchat-status").inner_text()
+            assert "Copied code 2" in status and "%chat code 2" in status, status
+            copy_and_check(page, newest.filter(has_text="Copy python 1"), CODE)
             panel.locator(".widget-html.nbchat-status", has_text="Copied code 1").wait_for()
-            page.wait_for_function("() => navigator.clipboard.readText().then(t => t.length)")
-            assert page.evaluate("() => navigator.clipboard.readText()") == CODE
             ARTIFACTS.mkdir(exist_ok=True)
             panel.screenshot(path=str(ARTIFACTS / f"panel-{kind}.png"))
 
@@ -176,6 +226,8 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             panel.locator(".nbchat-transcript", has_text="w20 ").wait_for()
             panel.locator("button.jupyter-button", has_text="Stop").click()
             wait_until_idle(page)
+            # Send comes back a moment before the status line says how the reply ended.
+            panel.locator(".widget-html.nbchat-status", has_text="interrupted").wait_for()
             status = panel.locator(".widget-html.nbchat-status").inner_text()
             notes["stop status"] = status
             assert "interrupted" in status and "kept" in status
@@ -204,6 +256,14 @@ def test_panel_streams_stops_and_runs_nothing_from_the_model(
             assert '<script>window.pwned = "script"</script>' in text
             assert "<img src=x onerror=" in text
             panel.screenshot(path=str(ARTIFACTS / f"panel-{kind}-later.png"))
+
+            # 5. Copy from the first reply, which is no longer the latest.
+            first_turn = panel.locator(".nbchat-turn").last  # drawn bottom-up: oldest last
+            copy_and_check(page, first_turn.locator("button.nbchat-copy-code").last, SQL)
+            panel.locator(".widget-html.nbchat-status", has_text="Copied").wait_for()
+            status = panel.locator(".widget-html.nbchat-status").inner_text()
+            notes["older copy status"] = status
+            assert status.startswith("Copied") and "%chat code" not in status, status
 
             prompts = [r.json["messages"][-1]["content"] for r in server.chat_requests]
             assert prompts[1].startswith('Now a slow one\n\n<dataframe name="sales"')

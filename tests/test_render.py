@@ -19,6 +19,8 @@ from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 from nbchat.codeblocks import CodeBlock, code_blocks
 from nbchat.incremental import IncrementalRenderer, RenderedParts
 from nbchat.render import markdown_parser, render_markdown
+from nbchat.transcript import reply_pieces
+from nbchat.views import STYLES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "render_cases.txt"
 SEPARATOR = "⁂"
@@ -103,7 +105,6 @@ class _Highlighted(_Tags):
 
 
 HIGHLIGHTED_CODE = re.compile(r'(<code class="language-[^"]*" style="[^"]*">)(.*?)(</code>)', re.S)
-HIGHLIGHTED_PRE = re.compile(r'<pre style="background: ([^;"]+);')
 
 
 def without_pygments_markup(html: str) -> tuple[str, list[_Highlighted]]:
@@ -121,8 +122,7 @@ def without_pygments_markup(html: str) -> tuple[str, list[_Highlighted]]:
             return match[0]
         return match[1] + escape(content.text, quote=False) + match[3]
 
-    html = HIGHLIGHTED_CODE.sub(reduce, html)
-    return HIGHLIGHTED_PRE.sub('<pre style="background: ‹pygments›;', html), found
+    return HIGHLIGHTED_CODE.sub(reduce, html), found
 
 
 # --- the fixture file --------------------------------------------------------------------------
@@ -142,17 +142,13 @@ def test_fixture_case_renders_exactly(markdown: str, expected: str) -> None:
     html, highlighted = without_pygments_markup(render_markdown(markdown))
     assert html == expected
     assert all(block.coloured_spans() for block in highlighted)
-    assert len(highlighted) == expected.count("‹pygments›")
+    assert len(highlighted) == expected.count('<code class="language-')
 
 
 def test_the_fixture_reduction_keeps_what_is_not_a_plain_span() -> None:
     code = '<code class="language-python" style="x">'
-    spans = (
-        f'<pre style="background: #fff; c">{code}<span style="color: red">a &lt; b</span></code>'
-    )
-    assert without_pygments_markup(spans)[0] == (
-        f'<pre style="background: ‹pygments›; c">{code}a &lt; b</code>'
-    )
+    spans = f'<pre style="c">{code}<span style="color: red">a &lt; b</span></code>'
+    assert without_pygments_markup(spans)[0] == f'<pre style="c">{code}a &lt; b</code>'
     for inside in ('<b style="color: red">a</b>', '<span style="color: red" onclick="x">a</span>'):
         html = f"{code}{inside}</code>"
         assert without_pygments_markup(html)[0] == html
@@ -250,7 +246,8 @@ def test_unlabelled_code_is_not_guessed(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr("pygments.lexers.guess_lexer", no_guessing)
     html = render_markdown("```\n#!/usr/bin/env python\nimport os\n```\n")
-    assert html == "<pre><code>#!/usr/bin/env python\nimport os\n</code></pre>\n"
+    assert "<span" not in html and "language-" not in html
+    assert html.endswith(">#!/usr/bin/env python\nimport os\n</code></pre>\n")
 
 
 def test_language_names_are_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,13 +267,121 @@ def test_language_names_are_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert calls == [known, unknown]
     highlighted, plain = html.split("</pre>\n")[:2]
     assert 'class="language-python"' in highlighted and "<span" in highlighted
-    assert plain == "<pre><code>if x: pass\n</code>"
+    assert "<span" not in plain and "language-" not in plain
+    assert plain.endswith(">if x: pass\n</code>")
 
 
 def test_fence_info_string_cannot_reach_the_markup() -> None:
     html = render_markdown('```python" onmouseover="x\nprint(1)\n```\n')
     assert "onmouseover" not in html
     assert_inert(html)
+
+
+# --- colours ------------------------------------------------------------------------------------
+
+EVERY_KIND_OF_CODE = """\
+```python
+@functools.cache
+def greet(name: str, times: int = 2) -> str:
+    \"\"\"Docstring.\"\"\"  # comment
+    return f"hi {name}\\n" * times if name and not None else 0x1F + 3.5e-2
+
+
+class Greeter(Base):
+    pass
+```
+
+```bash
+export NAME="w"; for i in 1 2; do echo "$NAME $i" | tr a-z A-Z; done  # loop
+```
+
+```html
+<!doctype html><a href="x" class='y'>&amp;</a>
+```
+
+```diff
+--- a
++++ b
+@@ -1 +1 @@
+-old
++new
+```
+
+```json
+{"a": [1, true, null], "b": "c"}
+```
+
+```sql
+select count(*) from t where a like '%x%' -- note
+```
+
+```c
+#include <stdio.h>
+int main(void) { return printf("%d\\n", 1); }
+```
+
+```pycon
+>>> 1 / 0
+Traceback (most recent call last):
+ZeroDivisionError: division by zero
+```
+
+```
+plain
+```
+
+    indented
+"""
+THEME_COLOUR = re.compile(r"var\(--jp-[a-z0-9-]+, ?(#[0-9a-f]{3}|#[0-9a-f]{6})\)")
+
+
+def colours(html: str) -> list[tuple[str, str]]:
+    """Every ``(color or background, value)`` the inline styles of ``html`` set."""
+    styles = [attrs.get("style") or "" for _, attrs in _Tags(html).tags]
+    return re.findall(r"(?:^|;)\s*(color|background):\s*([^;]+)", ";".join(styles))
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG 2 contrast ratio of two ``#rgb`` or ``#rrggbb`` colours."""
+
+    def luminance(colour: str) -> float:
+        digits = colour[1:] if len(colour) == 7 else "".join(c * 2 for c in colour[1:])
+        channels = [int(digits[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_colour_of_a_code_block_is_the_themes_with_a_light_fallback() -> None:
+    found = colours(render_markdown(EVERY_KIND_OF_CODE))
+    assert {name for name, _ in found} == {"color", "background"}
+    for name, value in found:
+        assert value in {"transparent", "inherit"} or THEME_COLOUR.fullmatch(value), (name, value)
+
+
+def test_without_the_themes_variables_code_reads_on_the_fallback_background() -> None:
+    html = render_markdown(EVERY_KIND_OF_CODE)
+    pre = _Tags(html).tags[0][1]["style"] or ""
+    background = THEME_COLOUR.search(pre.split("background:")[1])[1]  # type: ignore[index]
+    text = THEME_COLOUR.search(pre.split("; color:")[1])[1]  # type: ignore[index]
+    assert contrast(text, background) >= 4.5
+    tokens = {value for name, value in colours(html) if name == "color" and "mirror" in value}
+    assert len(tokens) >= 10, tokens  # most of the theme's token colours are in use
+    for value in tokens:
+        fallback = THEME_COLOUR.fullmatch(value)[1]  # type: ignore[index]
+        assert contrast(fallback, background) >= 3.0, value
+
+
+def test_every_colour_of_the_other_fragments_is_the_themes_with_a_fallback_that_reads() -> None:
+    for cls, style in STYLES.items():
+        for name, value in re.findall(r"(?:^|;)\s*(color|background|border[a-z-]*):([^;]+)", style):
+            assert "#" not in value or THEME_COLOUR.search(value), (cls, name, value)
+        text = re.search(r"(?:^|;)\s*color:\s*([^;]+)", style)
+        if text:
+            fallback = THEME_COLOUR.fullmatch(text[1].strip())[1]  # type: ignore[index]
+            assert contrast(fallback, "#ffffff") >= 4.5, (cls, fallback)
 
 
 # --- math --------------------------------------------------------------------------------------
@@ -557,8 +662,11 @@ def test_rendered_parts_are_immutable() -> None:
 def test_the_tail_can_leave_its_code_plain_while_finished_code_is_highlighted() -> None:
     text = "```python\nx = 1\n```\n\n```python\ny = 2\n```\n"
     parts = IncrementalRenderer().update(text, highlight_tail=False)
-    assert parts.finished[0].startswith('<pre style="')
-    assert parts.tail == "<pre><code>y = 2\n</code></pre>\n"
+    assert "<span" in parts.finished[0] and "<span" not in parts.tail
+    assert parts.tail.endswith(">y = 2\n</code></pre>\n")
+    # The plain block is drawn as the same panel: it does not jump when highlighted later.
+    pre = re.compile(r'<pre style="[^"]*">')
+    assert pre.match(parts.tail)[0] == pre.match(parts.finished[0])[0]  # type: ignore[index]
     whole = IncrementalRenderer().update(text)
     assert "".join(whole.finished) + whole.tail == render_markdown(text)
 
@@ -610,3 +718,18 @@ def test_code_blocks_are_the_blocks_rendered_as_code_in_order() -> None:
 def test_a_reply_without_code_has_no_code_blocks() -> None:
     assert code_blocks("Prose with `inline code` and $$x_1$$.\n\n$$\ny\n$$\n") == []
     assert code_blocks("") == []
+
+
+def test_a_reply_cut_after_its_code_blocks_renders_like_the_whole_text() -> None:
+    texts = [NESTED_CODE, REPLY, EVERY_KIND_OF_CODE, *(markdown for _, markdown, _ in CASES)]
+    for text in texts:
+        pieces = reply_pieces(text)
+        assert "".join(html for html, _ in pieces) == render_markdown(text), text
+        assert sum(held for _, held in pieces) == len(code_blocks(text)), text
+        for html, held in pieces:
+            assert len(shown_as_code(html)) == held, (text, html)
+    # A block nested in a list is cut after the list: the list stays one piece of HTML.
+    nested = reply_pieces(NESTED_CODE)
+    assert [held for _, held in nested] == [1, 1, 1]
+    assert nested[0][0].startswith("<p>") and nested[0][0].endswith("</ul>\n")
+    assert nested[1][0].startswith("<blockquote>")

@@ -7,20 +7,23 @@
         ...  # point the client at server.base_url
         assert len(server.chat_requests) == 2
 
-``python -m nbchat.testing.server --port 8123`` serves canned replies for offline notebooks.
+``python -m nbchat.testing.server --port 8123`` serves canned replies for offline notebooks
+(``--long`` for long ones; a message containing ``/long`` gets a long one anyway).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .script import RawSSE, RecordedRequest, Reply, ScriptItem, Status, canned_reply
+from .canned import LONG_KEYWORD, canned_reply
+from .script import RawSSE, RecordedRequest, Reply, ScriptItem, Status
 
 if TYPE_CHECKING:
     from .server import LoopbackServer
 
-# The public names. script.py, where most of them live, keeps no list of its own to drift.
+# The public names. script.py and canned.py, where they live, keep no list of their own.
 __all__ = [
+    "LONG_KEYWORD",
     "LoopbackServer",
     "RawSSE",
     "RecordedRequest",

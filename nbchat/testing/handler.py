@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
+from .checks import Refusal, body_refusal, canned_refusal, key_refusal, model_refusal
 from .script import (
     RawSSE,
     RecordedRequest,
@@ -150,13 +151,14 @@ class ScriptHandler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         """Check the bearer key if one is required; the 401 never repeats any key."""
-        key = self.owner.require_key
-        if key is None or self.headers.get("Authorization", "").strip() == f"Bearer {key}":
-            return True
-        message = "Incorrect API key provided."
-        body = error_body(message, "invalid_request_error", code="invalid_api_key")
-        self._send_body(401, encode_json(body))
-        return False
+        authorization = self.headers.get("Authorization", "")
+        return self._refuse(key_refusal(self.owner.require_key, authorization))
+
+    def _refuse(self, refusal: Refusal | None) -> bool:
+        """Send ``refusal`` if there is one; True when there was none (the request goes on)."""
+        if refusal is not None:
+            self._send_body(refusal.status, encode_json(refusal.body))
+        return refusal is None
 
     def _models(self) -> None:
         owner = self.owner
@@ -177,29 +179,18 @@ class ScriptHandler(BaseHTTPRequestHandler):
 
     def _chat(self, request: Any) -> None:
         """Refuse what the configured checks refuse (without using up a script item), then
-        play the next item of the script."""
+        play the next item of the script; with none left, check the request as a real server
+        would and give the default (canned) reply."""
         owner = self.owner
-        if not self._authorized():
+        if not self._authorized() or not self._refuse(body_refusal(request, owner.reject_fields)):
             return
-        if not isinstance(request, dict):
-            message = "We could not parse the JSON body of your request."
-            self._send_body(400, encode_json(error_body(message, "invalid_request_error")))
+        if not self._refuse(model_refusal(request, owner.known_models)):
             return
-        rejected = [name for name in request if name in owner.reject_fields]
-        if rejected:
-            message = f"Unrecognized request argument supplied: {rejected[0]}"
-            body = error_body(message, "invalid_request_error", param=rejected[0])
-            self._send_body(400, encode_json(body))
-            return
-        model = request.get("model")
-        known = owner.known_models
-        if known is not None and not (isinstance(model, str) and model in known):
-            message = f"The model `{model}` does not exist or you do not have access to it."
-            body = error_body(message, "invalid_request_error", code="model_not_found")
-            self._send_body(404, encode_json(body))
-            return
-
-        item = owner._next_item(request)
+        item = owner._take_scripted()
+        if item is None:
+            if owner.check_canned and not self._refuse(canned_refusal(request, owner.models)):
+                return
+            item = owner._default_item(request)
         if isinstance(item, Status):
             self._play_status(item)
         elif isinstance(item, RawSSE):

@@ -304,35 +304,3 @@ def status_error_body(status: int) -> dict[str, Any]:
 def encode_json(value: Any) -> bytes:
     """JSON as UTF-8 bytes, non-ASCII characters sent raw the way real servers send them."""
     return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
-def _blockquote(text: str) -> str:
-    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines()) or "> (empty)"
-
-
-def canned_reply(request: Any, *, delay: float = 0.0) -> Reply:
-    """The reply given when the script is empty: it says plainly that it is canned and quotes
-    the last user message, in enough Markdown (a table, a code block) to make demos look real.
-    """
-    said = last_user_text(request)
-    quote = said[:200] + ("…" if len(said) > 200 else "")
-    model = reply_model(Reply(), request)
-    text = (
-        "This is a **canned reply from the nbchat loopback server**: no language model was "
-        "asked, and apart from this quote of your last message it is the same every time:\n\n"
-        f"{_blockquote(quote)}\n\n"
-        "| what | value |\n"
-        "|---|---|\n"
-        "| server | nbchat loopback (offline) |\n"
-        f"| model asked for | `{model}` |\n"
-        f"| messages received | {len(_messages(request))} |\n\n"
-        "Point `base_url` at a real OpenAI-compatible server for real answers. Meanwhile, "
-        "some code to show how code blocks look:\n\n"
-        "```python\n"
-        "def greet(name: str) -> str:\n"
-        '    return f"Hello, {name}!"\n'
-        "\n"
-        'print(greet("notebook"))\n'
-        "```\n"
-    )
-    return Reply(text=text, delay=delay)

@@ -3,12 +3,15 @@
 Tests of the HTTP client run it over real sockets, so that chunked framing, keep-alive and
 broken connections are the real thing; offline demos point a notebook at it. Each request to
 ``/v1/chat/completions`` takes the next item of a FIFO script (a :class:`Reply`, a
-:class:`Status` or a :class:`RawSSE`), or a canned reply when the script is empty.
+:class:`Status` or a :class:`RawSSE`), played exactly as scripted. When the script is empty the
+server acts as a small real one: it refuses a model that ``GET /v1/models`` does not list (404
+``model_not_found``) and an ``n`` out of range, and gives a canned reply, one per choice.
 
 This module holds the script, the record and the settings, and the command; how a request is
 answered on the wire is :mod:`nbchat.testing.handler`.
 
-Run ``python -m nbchat.testing.server --port 8123`` and use ``http://127.0.0.1:8123/v1``.
+Run ``python -m nbchat.testing.server --port 8123`` and use ``http://127.0.0.1:8123/v1``
+(``--long`` makes every canned reply the long Markdown one).
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from types import TracebackType
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
+from .canned import LONG_KEYWORD, canned_reply
 from .handler import LoopbackHTTPServer, shut
-from .script import RawSSE, RecordedRequest, Reply, ScriptItem, Status, canned_reply
+from .script import RawSSE, RecordedRequest, Reply, ScriptItem, Status
 
 __all__ = ["DEFAULT_MODELS", "LoopbackServer", "main"]
 
-DEFAULT_MODELS = ("gpt-4o-mini", "deepseek-reasoner")
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "deepseek-reasoner")
 _STOP_WAIT = 2.0  # upper bound on waiting for handler threads in stop(); they normally take ms
 
 DefaultReply: TypeAlias = ScriptItem | Callable[[Any], ScriptItem]
@@ -75,6 +79,7 @@ class LoopbackServer:
         reject_fields: Iterable[str] = (),
         require_key: str | None = None,
         known_models: Iterable[str] | None = None,
+        check_canned: bool = True,
         default_reply: DefaultReply = canned_reply,
     ) -> None:
         self.host = loopback_host(host)
@@ -88,7 +93,12 @@ class LoopbackServer:
         self.require_key: str | None = require_key
         """When set, requests need ``Authorization: Bearer <key>`` or get a 401."""
         self.known_models: set[str] | None = None if known_models is None else set(known_models)
-        """When set, chat requests for any other model get a 404 model_not_found."""
+        """When set, chat requests for any other model get a 404 model_not_found, scripted or
+        not."""
+        self.check_canned: bool = check_canned
+        """Whether a request left to the default reply is checked as a real server checks it:
+        a model that ``models`` does not list gets a 404 (no check while ``models`` is None),
+        an ``n`` out of range a 400. Scripted items are never checked this way."""
         self.default_reply: DefaultReply = default_reply
         """Answer when the script is empty: an item, or a function of the request JSON."""
 
@@ -197,10 +207,11 @@ class LoopbackServer:
         with self._lock:
             self._requests.append(request)
 
-    def _next_item(self, request: Any) -> ScriptItem:
+    def _take_scripted(self) -> ScriptItem | None:
         with self._lock:
-            if self._script:
-                return self._script.popleft()
+            return self._script.popleft() if self._script else None
+
+    def _default_item(self, request: Any) -> ScriptItem:
         default = self.default_reply
         if isinstance(default, (Reply, Status, RawSSE)):
             return default
@@ -228,21 +239,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m nbchat.testing.server",
         description="An offline OpenAI-compatible chat server that gives canned replies.",
     )
+    listed = ", ".join(DEFAULT_MODELS)
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     parser.add_argument("--port", type=int, default=8123, help="port to listen on (0: any free)")
     parser.add_argument("--delay", type=float, default=0.01, help="seconds between streamed pieces")
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help=f"make every reply the long Markdown one (without it, a message containing "
+        f"{LONG_KEYWORD} gets it)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help=f"a model to list and accept; repeat for more (default: {listed})",
+    )
     args = parser.parse_args(argv)
     try:
-        server = LoopbackServer(args.host, args.port)
+        server = LoopbackServer(args.host, args.port, models=args.models or DEFAULT_MODELS)
     except ValueError as error:
         parser.error(str(error))
-    delay = args.delay
-    server.default_reply = lambda request: canned_reply(request, delay=delay)
+    delay, long = args.delay, args.long
+    server.default_reply = lambda request: canned_reply(request, delay=delay, long=long)
     with server:
         print(
             f"nbchat loopback server on {server.base_url} (canned replies, no key needed)",
             flush=True,
         )
+        kind = "long replies" if long else f"put {LONG_KEYWORD} in a message for a long reply"
+        print(f"models: {', '.join(server.models or ())}; {kind}; Ctrl-C stops it", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0
