@@ -11,7 +11,14 @@ The server sends a pre-rendered body in 16 KiB network writes, so that it is not
 Each reader runs several rounds, interleaved, and the best round counts (the machine is shared;
 the best is the least disturbed). Prints chunks/s and the ratio to the raw baseline.
 
-    .venv/bin/python benchmarks/stream_parse.py [--chunks 20000] [--rounds 5]
+Then one long event: a single 8 MB chunk (one line of JSON), read by nbchat once in 1 KiB
+network writes and once in a single write. Reading a line must cost the same however the network
+cuts it; a decoder that re-copies the unfinished line on every read is quadratic in its length
+and shows here as a ratio far above 1. The same bytes are then fed to ``SSEDecoder`` alone,
+without the 8,000 HTTP chunks (which the in-process server and the client pass through one
+GIL, so the end-to-end ratio moves with the machine's load).
+
+    .venv/bin/python benchmarks/stream_parse.py [--chunks 20000] [--rounds 5] [--long-mb 8]
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import requests
 from nbchat.client import ChatClient
 from nbchat.config import Settings
 from nbchat.protocol import ChatRequest
+from nbchat.sse import SSEDecoder
 from nbchat.testing import LoopbackServer, RawSSE
 
 WORDS = [
@@ -74,6 +82,15 @@ def sse_body(chunks: int) -> tuple[bytes, str]:
     }
     pieces.append("data: " + json.dumps(final) + "\n\ndata: [DONE]\n\n")
     return "".join(pieces).encode("utf-8"), "".join(parts)
+
+
+def long_event_body(size: int) -> tuple[bytes, str]:
+    """A stream whose reply is one content chunk of ``size`` bytes, and that reply's text."""
+    text = ("0123456789abcdef" * (size // 16 + 1))[:size]
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    final = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(final)}\n\ndata: [DONE]\n\n"
+    return body.encode("utf-8"), text
 
 
 def read_raw(base_url: str) -> str:
@@ -135,9 +152,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--long-mb", type=float, default=8.0)
     args = parser.parse_args()
+    chunk_rate(args.chunks, args.rounds)
+    long_event(int(args.long_mb * 1e6), args.rounds)
 
-    body, expected_text = sse_body(args.chunks)
+
+def chunk_rate(chunks: int, rounds: int) -> None:
+
+    body, expected_text = sse_body(chunks)
     with LoopbackServer() as server:
         readers: dict[str, Callable[[str], str]] = {
             "raw requests.iter_lines + json.loads": read_raw,
@@ -147,7 +170,7 @@ def main() -> None:
         if openai_reader is not None:
             readers["openai SDK"] = openai_reader
         timings: dict[str, list[float]] = {name: [] for name in readers}
-        for _ in range(args.rounds):
+        for _ in range(rounds):
             for name, reader in readers.items():
                 server.enqueue(RawSSE(body, piece_size=16 * 1024))
                 started = time.perf_counter()
@@ -157,14 +180,51 @@ def main() -> None:
                     raise SystemExit(f"{name} assembled the wrong text")
 
     print(
-        f"{args.chunks:,} chunks ({len(body) / 1e6:.1f} MB) over loopback, best of "
-        f"{args.rounds} rounds (median in brackets)"
+        f"{chunks:,} chunks ({len(body) / 1e6:.1f} MB) over loopback, best of "
+        f"{rounds} rounds (median in brackets)"
     )
-    baseline = args.chunks / min(timings["raw requests.iter_lines + json.loads"])
+    baseline = chunks / min(timings["raw requests.iter_lines + json.loads"])
     for name, seconds in timings.items():
-        best = args.chunks / min(seconds)
-        median = args.chunks / statistics.median(seconds)
+        best = chunks / min(seconds)
+        median = chunks / statistics.median(seconds)
         print(f"  {name:<40} {best:>10,.0f} chunks/s ({median:,.0f})  {best / baseline:5.2f}x raw")
+
+
+def long_event(size: int, rounds: int) -> None:
+    """One event of ``size`` bytes, in 1 KiB writes against the same bytes in one write."""
+    body, expected_text = long_event_body(size)
+    pieces = {"one write": len(body), "1 KiB writes": 1024}
+    timings: dict[str, list[float]] = {name: [] for name in pieces}
+    with LoopbackServer() as server:
+        read = make_nbchat_reader(server.base_url)
+        for _ in range(rounds):
+            for name, piece_size in pieces.items():
+                server.enqueue(RawSSE(body, piece_size=piece_size))
+                started = time.perf_counter()
+                text = read(server.base_url)
+                timings[name].append(time.perf_counter() - started)
+                if text != expected_text:
+                    raise SystemExit(f"nbchat assembled the wrong text from {name}")
+    print(f"one {len(body) / 1e6:.1f} MB event, nbchat ChatClient.stream, best of {rounds} rounds")
+    report(timings)
+    decoded: dict[str, list[float]] = {"one read": [], "1 KiB reads": []}
+    for _ in range(rounds):
+        for name, size in zip(decoded, (len(body), 1024), strict=True):
+            reads = [body[start : start + size] for start in range(0, len(body), size)]
+            decoder, started = SSEDecoder(), time.perf_counter()
+            for read in reads:
+                decoder.feed(read)
+            decoded[name].append(time.perf_counter() - started)
+    print("the same bytes fed to SSEDecoder alone")
+    report(decoded)
+
+
+def report(timings: dict[str, list[float]]) -> None:
+    """Each best time, and its ratio to the first's."""
+    baseline = min(next(iter(timings.values())))
+    for name, seconds in timings.items():
+        best = min(seconds)
+        print(f"  {name:<40} {best * 1e3:>10,.0f} ms  {best / baseline:5.2f}x in one piece")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ differ in many small ways and it tolerates all the ones seen in the wild: choice
 (Ollama, OpenRouter) or typed ``thinking`` parts (Mistral), ``usage`` on every chunk (keep the
 last, never add), a final usage-only chunk with empty ``choices``, chunks without ``delta``, tool
 calls with or without an ``index``, in-band ``error`` objects, and fields nobody has heard of.
+JSON may spell a character outside the BMP as a surrogate pair and a server may cut the pair
+between two chunks (``"\\ud83d"`` then ``"\\ude00"``), so the halves are joined here: every
+text comes out valid Unicode (SQLite cannot store a lone surrogate), a truly lone one as U+FFFD.
 
 A whole non-streamed body is read the same way (:func:`completion_result`), so a streamed and a
 non-streamed reply cannot come out different.
@@ -13,6 +16,7 @@ non-streamed reply cannot come out different.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,17 +32,50 @@ def completion_result(body: Mapping[str, Any]) -> ChatResult:
     return accumulator.result(done=True)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid(text: str) -> str:
+    """``text`` with its surrogate pairs joined and each lone surrogate made U+FFFD."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+class _Text:
+    """The pieces of one growing text, each valid Unicode: a piece ending in the first half of
+    a surrogate pair keeps that half back until the next piece brings the second."""
+
+    __slots__ = ("held", "pieces")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.held = ""
+
+    def append(self, piece: str) -> None:
+        if self.held:
+            piece, self.held = self.held + piece, ""
+        if piece and "\ud800" <= piece[-1] <= "\udbff":
+            piece, self.held = piece[:-1], piece[-1]
+        if piece:
+            self.pieces.append(_valid(piece))
+
+    def join(self) -> str:
+        text = "".join(self.pieces)
+        return f"{text}\ufffd" if self.held else text  # a first half that no second followed
+
+
 class _ChoiceParts:
     """The growing pieces of one choice; joined only when someone asks."""
 
     __slots__ = ("finish_reason", "reasoning", "refusal", "text", "tool_calls")
 
     def __init__(self) -> None:
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
-        self.refusal: list[str] = []
+        self.text = _Text()
+        self.reasoning = _Text()
+        self.refusal = _Text()
         self.finish_reason: str | None = None
-        self.tool_calls: list[list[Any]] = []  # [index, id, name, [argument pieces]]
+        self.tool_calls: list[list[Any]] = []  # [index, id, name, _Text of arguments]
 
     def add_content(self, content: Any) -> None:
         if isinstance(content, str):
@@ -57,11 +94,9 @@ class _ChoiceParts:
                 if isinstance(thinking, str):
                     self.reasoning.append(thinking)
                 elif isinstance(thinking, list):
-                    self.reasoning.extend(
-                        p["text"]
-                        for p in thinking
-                        if isinstance(p, dict) and isinstance(p.get("text"), str)
-                    )
+                    for piece in thinking:
+                        if isinstance(piece, dict) and isinstance(piece.get("text"), str):
+                            self.reasoning.append(piece["text"])
 
     def add_tool_calls(self, calls: Any) -> None:
         if not isinstance(calls, list):
@@ -79,7 +114,7 @@ class _ChoiceParts:
                 # No index (Mistral): a fragment continues the last call unless it starts one.
                 slot = self.tool_calls[-1]
             if slot is None:
-                slot = [index, None, "", []]
+                slot = [index, None, "", _Text()]
                 self.tool_calls.append(slot)
             if call_id:
                 slot[1] = call_id
@@ -92,11 +127,11 @@ class _ChoiceParts:
     def freeze(self, index: int) -> Choice:
         return Choice(
             index=index,
-            text="".join(self.text),
-            reasoning="".join(self.reasoning),
-            refusal="".join(self.refusal),
+            text=self.text.join(),
+            reasoning=self.reasoning.join(),
+            refusal=self.refusal.join(),
             finish_reason=self.finish_reason,
-            tool_calls=tuple(ToolCall(s[1], s[2], "".join(s[3])) for s in self.tool_calls),
+            tool_calls=tuple(ToolCall(s[1], _valid(s[2]), s[3].join()) for s in self.tool_calls),
         )
 
 
@@ -204,18 +239,18 @@ class StreamAccumulator:
     def text(self, index: int = 0) -> str:
         """The answer of one choice so far."""
         parts = self._choices.get(index)
-        return "".join(parts.text) if parts else ""
+        return parts.text.join() if parts else ""
 
     def text_pieces(self, index: int = 0) -> Sequence[str]:
         """The answer of one choice as the pieces that arrived, not joined: a reader that
         follows a stream takes the pieces past the ones it has seen, without copying the rest."""
         parts = self._choices.get(index)
-        return parts.text if parts else ()
+        return parts.text.pieces if parts else ()
 
     def reasoning(self, index: int = 0) -> str:
         """The reasoning of one choice so far."""
         parts = self._choices.get(index)
-        return "".join(parts.reasoning) if parts else ""
+        return parts.reasoning.join() if parts else ""
 
     @property
     def choice_indexes(self) -> list[int]:

@@ -3,7 +3,9 @@
 The commands are parsed by :mod:`nbchat.commands`; each handler here gets the parsed line and a
 :class:`CommandContext` (the shell, the session, the running cell, the open panels). Whatever
 the user can fix leaves as one ``UsageError`` line; library errors of the session become one
-by :func:`nbchat.options.usage_error` at the magic.
+by :func:`nbchat.options.usage_error` at the magic. What is printed may hold a model's or a
+server's text, so it goes through :func:`_say`: a terminal shows its control characters
+instead of obeying them, and a key typed in the wrong place is not echoed back.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from IPython.core.error import StdinNotImplementedError, UsageError
 from . import export, views
 from .config import Settings
 from .errors import ConfigError
-from .options import parse_assignment, usage_error
+from .options import parse_assignment, shown, usage_error
 from .protocol import ChatRequest
+from .secrets import looks_like_key, mask_secrets
 from .session import ChatSession
 
 __all__ = ["HANDLERS", "CommandContext", "code_to_next_cell", "show_panel"]
@@ -56,18 +59,23 @@ _SETTING_FIELDS: tuple[str, ...] = (
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 
 
+def _say(text: str) -> None:
+    """Print one line of a command's output, safe for a terminal and with keys masked."""
+    print(shown(mask_secrets(text)))
+
+
 def _preview(text: str, width: int) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(mask_secrets(text).split())  # masked before the cut, which could split a key
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def history(ctx: CommandContext, args: argparse.Namespace) -> None:
     session = ctx.session
     if not len(session.history):
-        print("The conversation is empty.")
+        _say("The conversation is empty.")
         return
     if session.system:
-        print(f"system: {_preview(session.system, 70)}")
+        _say(f"system: {_preview(session.system, 70)}")
     for number, turn in enumerate(session.history, start=1):
         footing = views.Footing.of_turn(turn)
         notes = [note for note in (footing.ending, views.CUT if footing.cut else "") if note]
@@ -76,8 +84,8 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
         answer = (
             turn.reply or turn.refusal or ", ".join(f"tool call {c.name}" for c in turn.tool_calls)
         )
-        print(f"{number:>3}.{cell} you: {_preview(turn.prompt, 60)}")
-        print(f"     {footing.model}{flag}: {_preview(answer, 60)}")
+        _say(f"{number:>3}.{cell} you: {_preview(turn.prompt, 60)}")
+        _say(f"     {footing.model}{flag}: {_preview(answer, 60)}")
 
 
 def reset(ctx: CommandContext, args: argparse.Namespace) -> None:
@@ -146,22 +154,27 @@ def context(ctx: CommandContext, args: argparse.Namespace) -> None:
     tokens = settings.context_tokens if args.df_tokens is None else args.df_tokens
     namespace = ctx.shell.user_ns if ctx.shell is not None else {}
     prompt = compose("", namespace, frames=args.names, tokens=tokens, rows=rows)
-    print(prompt.text)
+    _say(prompt.text)
 
 
 def model(ctx: CommandContext, args: argparse.Namespace) -> None:
     session = ctx.session
     if args.name is None:
-        print(session.settings.model)
+        _say(session.settings.model)
         return
     name = args.name
+    if looks_like_key(name):
+        raise UsageError(
+            f"%chat model: {mask_secrets(name)!r} looks like an API key, not a model; nothing "
+            "changed (enter a key with %chat key)"
+        )
     known = session.quick_model_list()
     if known is not None and name not in known:
         close = [m for m in known if name.lower() in m.lower()][:5]
         hint = f"; did you mean {', '.join(close)}?" if close else "; see %chat models"
-        raise UsageError(f"{session.settings.base_url} has no model {name!r}{hint}")
+        raise usage_error(f"{session.settings.base_url} has no model {name!r}{hint}")
     session.settings = replace(session.settings, model=name)
-    print(f"Model: {name}")
+    _say(f"Model: {name}")
 
 
 def models(ctx: CommandContext, args: argparse.Namespace) -> None:
@@ -170,16 +183,16 @@ def models(ctx: CommandContext, args: argparse.Namespace) -> None:
     names = session.client.list_models()
     current = session.settings.model
     for name in names:
-        print(f"{'*' if name == current else ' '} {name}")
+        _say(f"{'*' if name == current else ' '} {name}")
     if current not in names:
-        print(f"(the current model, {current}, is not in the server's list)")
+        _say(f"(the current model, {current}, is not in the server's list)")
 
 
 def system(ctx: CommandContext, args: argparse.Namespace) -> None:
     session = ctx.session
     raw = args.text or ""
     if not raw and not args.clear:
-        print(session.system or "(no system prompt)")
+        _say(session.system or "(no system prompt)")
         return
     quoted = len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'"
     text = raw[1:-1] if quoted else raw
@@ -200,7 +213,7 @@ def config(ctx: CommandContext, args: argparse.Namespace) -> None:
     if args.assignments:
         session.settings = settings
     for name, value in settings.describe().items():
-        print(f"{name:>16}: {value}")
+        _say(f"{name:>16}: {value}")
 
 
 def _configure(settings: Settings, name: str, value: Any) -> Settings:
@@ -218,7 +231,7 @@ def _configure(settings: Settings, name: str, value: Any) -> Settings:
         updated = settings.with_params(**{field: None if cleared else value})
         ChatRequest.check_params(updated.params)
         return updated
-    raise UsageError(
+    raise usage_error(
         f"%chat config: unknown setting {name!r}; settings are "
         f"{', '.join(_SETTING_FIELDS + _REQUEST_FIELDS)}; "
         f"send another body field with param.{name}=VALUE"
@@ -250,7 +263,7 @@ def usage(ctx: CommandContext, args: argparse.Namespace) -> None:
         f"{totals.completion_tokens:,} completion = {totals.total_tokens:,} tokens"
     )
     for name, tokens in sorted(totals.by_model.items()):
-        print(f"  {name}: {tokens:,} tokens")
+        _say(f"  {name}: {tokens:,} tokens")
     if totals.replies_without_usage:
         missing = views.counted(totals.replies_without_usage, "reply", "replies")
         print(f"  ({missing} came without usage figures)")
@@ -259,12 +272,16 @@ def usage(ctx: CommandContext, args: argparse.Namespace) -> None:
 def export_to(ctx: CommandContext, args: argparse.Namespace) -> None:
     path = Path(args.path).expanduser()
     try:
-        written = export.write(ctx.session, path)
+        written = export.write(ctx.session, path, force=args.force)
     except ValueError as error:
-        raise UsageError(str(error)) from None
+        raise usage_error(str(error)) from None
+    except FileExistsError:
+        raise usage_error(
+            f"%chat export: {path} exists; nothing was written (add --force to replace it)"
+        ) from None
     except OSError as error:
-        raise UsageError(f"Cannot write {path}: {error.strerror or error}") from None
-    print(f"Wrote {written} turns to {path}")
+        raise usage_error(f"Cannot write {path}: {error.strerror or error}") from None
+    _say(f"Wrote {written} turns to {path}")
 
 
 HANDLERS: dict[str, Handler] = {

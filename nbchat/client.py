@@ -13,8 +13,9 @@ What it takes care of, so nothing above it has to:
 - ``stream_options.include_usage`` in every stream, unless switched off; a server that refuses
   it with a 400 is asked once more without it, and is remembered;
 - the key goes only to the base URL it was configured for, redirects are not followed (they
-  could carry it elsewhere), and every key the client was given is cut out of anything a server
-  echoes back (:class:`~nbchat.secrets.KeyScrubber`);
+  could carry it elsewhere), a loopback server is never reached through a proxy, and every key
+  the client was given is cut out of anything a server echoes back
+  (:class:`~nbchat.secrets.KeyScrubber`);
 - every failure becomes one error of :mod:`nbchat.errors` (:mod:`nbchat.http_errors`).
 """
 
@@ -25,6 +26,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -43,7 +45,6 @@ __all__ = ["ChatClient"]
 
 log = logging.getLogger("nbchat")
 
-_NO_PROXY: dict[str, Any] = {"http": None, "https": None}
 _USER_AGENT = f"nbchat/{__version__} requests/{requests.__version__}"
 
 
@@ -203,7 +204,7 @@ class ChatClient:
                 stream=stream,
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 allow_redirects=False,
-                proxies=_NO_PROXY if is_loopback_url(url) else None,
+                proxies=_no_proxy(url) if is_loopback_url(url) else None,
             )
         except requests.RequestException as exc:
             raise transport_error(exc, settings) from None
@@ -211,3 +212,16 @@ class ChatClient:
     def _refused_usage(self, response: requests.Response) -> bool:
         text = response.text
         return "stream_options" in text or "include_usage" in text
+
+
+def _no_proxy(url: str) -> dict[str, Any]:
+    """Proxies for a loopback ``url``: none, whatever ``*_PROXY`` variables say.
+
+    requests fills the dict it is given with the environment's proxies (``setdefault``), so it
+    must be new for each request, and must name every key requests looks a proxy up by
+    (``http``, ``https``, ``all``, with and without the host): one left out would be filled
+    from ``ALL_PROXY`` and send the request, key and all, through the proxy.
+    """
+    host = urlsplit(url).hostname or ""  # as requests spells it: lower case, no brackets
+    schemes = ("http", "https", "all")
+    return {name: None for scheme in schemes for name in (scheme, f"{scheme}://{host}")}

@@ -15,7 +15,7 @@ import shlex
 from IPython.core.error import UsageError
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from .options import row_count, token_budget
+from .options import row_count, token_budget, usage_error
 
 __all__ = ["COMMANDS", "parse_command", "usage"]
 
@@ -45,6 +45,7 @@ def _parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
     command("usage", "tokens spent in this session, per model")
     export = command("export", "write the conversation to a .md or .json file")
     export.add_argument("path", help="where to write; the ending picks the format")
+    export.add_argument("--force", action="store_true", help="replace the file if it exists")
     panel = command("panel", "show the chat panel on this notebook's conversation")
     panel.add_argument(
         "--side", action="store_true", help="beside the notebook, in JupyterLab (sidecar)"
@@ -118,7 +119,7 @@ def parse_command(line: str) -> argparse.Namespace | str:
     root, commands = parsers()
     parser = commands.get(name)
     if parser is None:
-        raise UsageError(
+        raise usage_error(
             f"%chat: unknown command {name!r}; try one of {', '.join(COMMANDS)} "
             "(or %%chat in a cell to ask a question)"
         )
@@ -131,14 +132,14 @@ def parse_command(line: str) -> argparse.Namespace | str:
         try:
             words = shlex.split(rest)
         except ValueError as error:
-            raise UsageError(f"%chat {name}: {error}") from None
+            raise usage_error(f"%chat {name}: {error}") from None
     try:
         args = root.parse_args([name, *words])
     except UsageError as error:
         message = str(error).strip().splitlines()[-1]
         if message.startswith("unrecognized arguments"):
-            raise UsageError(f"%chat {name} takes {_takes(parser)}, got {rest!r}") from None
-        raise UsageError(f"%chat {name}: {message} (see %chat {name}?)") from None
+            raise usage_error(f"%chat {name} takes {_takes(parser)}, got {rest!r}") from None
+        raise usage_error(f"%chat {name}: {message} (see %chat {name}?)") from None
     return args
 
 

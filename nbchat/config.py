@@ -146,7 +146,7 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # "²" is a digit to isdigit(), not to int()
         raise ConfigError(f"{name}={raw!r} is not a whole number ≥ 0")
     return int(raw)
 

@@ -1,12 +1,15 @@
 """``%chat export``: the conversation as Markdown (to read) or JSON (to process).
 
 Only the conversation goes out: the system prompt, each turn's prompt and reply, model, status
-and usage. Settings and the key never do.
+and usage. Settings and the key never do. The file is as private as the history it comes from
+(mode 0o600), and an existing file is replaced only when asked (``force``): a mistyped path
+must not destroy a notebook or an earlier export.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,8 +59,11 @@ def to_json(session: ChatSession) -> dict[str, Any]:
     }
 
 
-def write(session: ChatSession, path: Path) -> int:
-    """Write the conversation to ``path`` (``.md`` or ``.json``); returns the number of turns."""
+def write(session: ChatSession, path: Path, *, force: bool = False) -> int:
+    """Write the conversation to ``path`` (``.md`` or ``.json``); returns the number of turns.
+
+    Raises ``FileExistsError`` when ``path`` exists, unless ``force``.
+    """
     suffix = path.suffix.lower()
     if suffix in (".md", ".markdown"):
         text = to_markdown(session)
@@ -65,5 +71,10 @@ def write(session: ChatSession, path: Path) -> int:
         text = json.dumps(to_json(session), ensure_ascii=False, indent=2) + "\n"
     else:
         raise ValueError(f"%chat export writes .md or .json files, not {path.name!r}")
-    path.write_text(text, encoding="utf-8")
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    fd = os.open(path, flags, 0o600)  # O_EXCL: no file, not even a symlink, is overwritten
+    with open(fd, "w", encoding="utf-8") as out:
+        if hasattr(os, "fchmod"):  # an overwritten file keeps its mode otherwise
+            os.fchmod(fd, 0o600)
+        out.write(text)
     return len(session.history)

@@ -5,11 +5,16 @@ so every colour is inline. Each is a theme variable with the Light theme's value
 the block's background and text follow the theme, and so do token colours, taken from the
 colours JupyterLab gives its own code editor, which are the ones known to read on that
 background in Light and Dark alike.
+
+A block longer than :data:`MAX_HIGHLIGHT` characters (200 KB) is shown plain: Pygments runs in
+the kernel at a few hundred kilobytes a second, so a 10 MB block would hold the notebook for
+over a minute, and colour does not help anyone read that much code.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from html import escape
 from typing import Any, ClassVar
 
 from pygments import highlight, lexers  # type: ignore[import-untyped]
@@ -26,7 +31,10 @@ from pygments.token import (  # type: ignore[import-untyped]
 )
 from pygments.util import ClassNotFound  # type: ignore[import-untyped]
 
-__all__ = ["code_html", "highlighted", "lexer_for"]
+__all__ = ["MAX_HIGHLIGHT", "code_html", "highlighted", "lexer_for"]
+
+MAX_HIGHLIGHT = 200_000
+"""Most characters of one code block that are highlighted; a longer block is shown plain."""
 
 
 def _editor_colour(name: str, light: str) -> str:
@@ -123,5 +131,8 @@ def lexer_for(name: str) -> Any:
 
 
 def highlighted(code: str, lexer: Any) -> str:
-    """``code`` as Pygments spans with inline theme colours (no surrounding element)."""
+    """``code`` as Pygments spans with inline theme colours (no surrounding element), or merely
+    escaped when it is longer than :data:`MAX_HIGHLIGHT`."""
+    if len(code) > MAX_HIGHLIGHT:
+        return escape(code, quote=False)
     return str(highlight(code, lexer, _FORMATTER))

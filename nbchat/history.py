@@ -10,8 +10,20 @@ turn belongs to the cell that asked for it, so the conversation follows the note
 
 Every change is written, in one transaction, to a :class:`~nbchat.store.HistoryStore` under the
 notebook's :func:`~nbchat.store.notebook_key`, so that a restarted kernel picks its conversation
-up again. Storage is a convenience, never a reason to fail a cell: when the file cannot be opened
-or written, :class:`History` logs one warning on the ``nbchat`` logger and carries on in memory.
+up again. A commit changes the memory only once its write has committed or failed: an interrupt
+(Kernel → Interrupt) in the middle of the write rolls both back, so memory and file never
+disagree about which turns there are.
+
+Two kernels on one notebook (two tabs) write one conversation. Neither takes a position from its
+own memory: the store appends after whatever is stored and replaces a cell's turn only in that
+cell's row (see :mod:`nbchat.schema`), so the file holds both kernels' turns in commit order.
+Each kernel's memory holds the turns it loaded and those it committed; a restart reads them all.
+
+Storage is a convenience, never a reason to fail a cell. When the file cannot be opened or
+written, :class:`History` logs one warning on the ``nbchat`` logger, carries on in memory, and
+tries again at the next change, writing what it missed; a turn that cannot be stored at all (a
+lone surrogate) is left out with a warning and the next one is saved. A file that may only be
+read is read, with one line saying new turns will not be kept.
 ``scrub`` runs over every text before it is kept, in memory as on disk.
 """
 
@@ -22,17 +34,16 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TypeVar
 
 from .prompt import Attachment
-from .store import HistoryStore
+from .store import Change, HistoryStore, Written
 from .turn import Turn, TurnStatus
 
 __all__ = ["History", "Turn", "TurnStatus", "scrub_prompt"]
 
 log = logging.getLogger("nbchat")
 
-_T = TypeVar("_T")
+_STORE_ERRORS = (sqlite3.Error, OSError, ValueError)
 
 
 class History:
@@ -40,8 +51,8 @@ class History:
 
     Kept in memory and, when there is a store, written through to it one transaction per change,
     so that a new ``History`` for the same notebook key (a restarted kernel makes one) starts
-    where this one stopped. If the store fails, one warning is logged and the conversation goes
-    on in memory. Safe to use from several threads.
+    where this one stopped. If the store fails, one warning is logged, the conversation goes on
+    in memory, and the next change tries the store again. Safe to use from several threads.
     """
 
     def __init__(
@@ -58,11 +69,14 @@ class History:
         self._turns: list[Turn] = []
         self._system: str | None = None
         self._conversation_id: int | None = None
-        stored = self._stored(lambda store: store.latest(notebook_key))
-        if stored is not None:
-            self._conversation_id = stored.id
-            self._turns = list(stored.turns)
-            self._system = stored.system
+        # What the store has not got yet: turns in commit order, the system prompt, and
+        # whether the next write starts a new conversation.
+        self._unsaved: tuple[Turn, ...] = ()
+        self._system_unsaved = False
+        self._new = False
+        self._failing = False  # a warning is out; the next write that works says so
+        if store is not None:
+            self._load(store)
 
     def __repr__(self) -> str:
         return f"<History {self._key!r}: {len(self)} turns>"
@@ -84,24 +98,24 @@ class History:
 
         ``scrub`` runs over the prompt and the reply first (see :func:`scrub_prompt` for what
         becomes of the attachments), and what is kept in memory is the scrubbed turn too, so a
-        pasted key is neither written nor sent again. Returns the turn as kept.
+        pasted key is neither written nor sent again. Returns the turn as kept. An interrupt
+        during the write propagates and leaves neither the memory nor the file changed.
         """
         prompt, attachments = scrub_prompt(self._scrub, turn.prompt, turn.attachments)
         clean = replace(turn, prompt=prompt, reply=self._scrub(turn.reply), attachments=attachments)
         with self._lock:
+            turns = list(self._turns)
             position = self._position(clean.cell_id)
-            if position < len(self._turns):
-                self._turns[position] = clean
+            if position < len(turns):
+                turns[position] = clean
             else:
-                self._turns.append(clean)
-            conversation_id = self._conversation_id
-            if conversation_id is None:
-                turns, system = tuple(self._turns), self._system
-                self._conversation_id = self._stored(
-                    lambda store: store.create_conversation(self._key, system=system, turns=turns)
-                )
-            else:
-                self._stored(lambda store: store.put_turn(conversation_id, position, clean))
+                turns.append(clean)
+            superseded = clean.cell_id is not None
+            unsaved = tuple(
+                t for t in self._unsaved if not superseded or t.cell_id != clean.cell_id
+            )
+            self._save(unsaved=(*unsaved, clean), system=self._system)
+            self._turns = turns
         return clean
 
     def new_conversation(self) -> None:
@@ -113,11 +127,8 @@ class History:
         with self._lock:
             if not self._turns:
                 return  # the current conversation is already empty
+            self._save(unsaved=(), system=self._system, new=True)
             self._turns = []
-            system = self._system
-            self._conversation_id = self._stored(
-                lambda store: store.create_conversation(self._key, system=system)
-            )
 
     @property
     def system(self) -> str | None:
@@ -129,15 +140,7 @@ class History:
     def system(self, value: str | None) -> None:
         clean = None if value is None else self._scrub(value)
         with self._lock:
-            self._system = clean
-            conversation_id = self._conversation_id
-            if conversation_id is not None:
-                self._stored(lambda store: store.set_system(conversation_id, clean))
-            elif clean is not None or self._turns:
-                turns = tuple(self._turns)
-                self._conversation_id = self._stored(
-                    lambda store: store.create_conversation(self._key, system=clean, turns=turns)
-                )
+            self._save(unsaved=self._unsaved, system=clean, set_system=True)
 
     def last(self) -> Turn | None:
         """The turn at the end of the conversation (a re-run cell keeps its earlier place)."""
@@ -159,23 +162,87 @@ class History:
                     return position
         return len(self._turns)
 
-    def _stored(self, action: Callable[[HistoryStore], _T]) -> _T | None:
-        """``action(store)``; if the store fails, warn once and go on in memory only."""
-        store = self._store
-        if store is None:
-            return None
+    def _load(self, store: HistoryStore) -> None:
         try:
-            return action(store)
-        except (sqlite3.Error, OSError, ValueError) as error:
+            stored = store.latest(self._key)
+        except _STORE_ERRORS as error:
+            self._warn(store, error)
+            return
+        if stored is not None:
+            self._conversation_id = stored.id
+            self._turns = list(stored.turns)
+            self._system = stored.system
+        if store.read_only:
             self._store = None
             log.warning(
-                "nbchat: the conversation history cannot be kept in %s (%s: %s); "
-                "it stays in memory and will not survive a kernel restart",
+                "nbchat: %s is read-only: the conversation so far is read, new turns will not"
+                " be kept",
                 store.path,
-                type(error).__name__,
-                error,
             )
-            return None
+
+    def _save(
+        self,
+        *,
+        unsaved: tuple[Turn, ...],
+        system: str | None,
+        set_system: bool = False,
+        new: bool = False,
+    ) -> None:
+        """Write what the store lacks, then (and only then) take on the new state.
+
+        The write either commits or fails as a whole; a failure of the store is warned about
+        and the state kept for the next try, an interrupt leaves the state as it was.
+        """
+        new = new or self._new
+        set_system = set_system or self._system_unsaved
+        store = self._store
+        idle = self._conversation_id is None and not (
+            new or unsaved or (set_system and system is not None)
+        )
+        written: Written | None = None
+        if store is not None and not idle:
+            change = Change(
+                None if new else self._conversation_id,
+                new=new,
+                system=system,
+                set_system=set_system,
+                turns=unsaved,
+            )
+            try:
+                written = store.write(self._key, change)
+            except _STORE_ERRORS as error:
+                if not self._failing:
+                    self._warn(store, error)
+        self._system = system
+        if new:
+            self._conversation_id = None
+        if written is None or store is None:
+            if store is not None:
+                self._unsaved, self._system_unsaved, self._new = unsaved, set_system, new
+            return
+        self._conversation_id = written.conversation_id
+        self._unsaved, self._system_unsaved, self._new = (), False, False
+        if self._failing:
+            self._failing = False
+            log.warning("nbchat: the conversation history is saved to %s again", store.path)
+        for skipped in written.skipped:
+            log.warning(
+                "nbchat: one turn (cell %s) cannot be saved: its text is not valid Unicode;"
+                " it stays in memory, later turns are saved",
+                skipped.cell_id,
+            )
+        if written.system_skipped:
+            log.warning("nbchat: the system prompt cannot be saved: it is not valid Unicode")
+
+    def _warn(self, store: HistoryStore, error: BaseException) -> None:
+        self._failing = True
+        log.warning(
+            "nbchat: the conversation history cannot be kept in %s (%s: %s); it stays in"
+            " memory and is saved once the file can be written again",
+            store.path,
+            type(error).__name__,
+            error,
+        )
 
 
 def scrub_prompt(

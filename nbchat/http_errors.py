@@ -57,6 +57,21 @@ __all__ = [
 SNIPPET = 200
 """Most characters of a server's text quoted in an error: enough to read, short of a page."""
 
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+"""OpenAI's ``code`` and llama.cpp's ``type`` for a prompt longer than the model's context."""
+_CONTEXT_WORDS = (
+    "context_length_exceeded",  # OpenAI's code, quoted inside a gateway's message
+    "maximum context length",  # OpenAI's and vLLM's message
+    "exceeds the available context size",  # llama.cpp's message
+    "contextwindowexceedederror",  # LiteLLM's exception name, at the head of its message
+)
+"""Words that say the same in the message of a server that sends no code for it (vLLM, LiteLLM:
+its ``code`` is the status as a string); compared lower-cased."""
+_TOO_LONG_HINT = (
+    "start a new conversation with %%chat --new, ask without the earlier turns with "
+    "--no-history, or %chat reset"
+)
+
 
 class Failure(enum.Enum):
     """Why no answer came, in the terms the user can act on."""
@@ -283,7 +298,24 @@ def _status_error(
             hint=f"the server failed; {tried}. Try again later",
             **kwargs,
         )
+    if status == 400 and _context_exceeded(body, server_message):
+        return APIError(
+            f"The conversation is too long for the model's context (HTTP 400 from {host})",
+            hint=_TOO_LONG_HINT,
+            **kwargs,
+        )
     advice = "the request was refused as it stands" if status == 400 else None
     if retryable_status(status):  # 408, 409: busy with something else, so asked again
         advice = f"the server could not take the request now; {tried}. Try again later"
     return APIError(f"HTTP {status} from {host}{said}", hint=advice, **kwargs)
+
+
+def _context_exceeded(body: Any, server_message: str | None) -> bool:
+    """Whether a 400 says the prompt is longer than the model's context: asking again as it
+    stands fails the same way, and only a shorter conversation helps."""
+    error = body.get("error") if isinstance(body, dict) else None
+    fields = error if isinstance(error, dict) else body if isinstance(body, dict) else {}
+    if {str(fields.get("code")), str(fields.get("type"))} & _CONTEXT_CODES:
+        return True
+    said = (server_message or "").lower()
+    return any(words in said for words in _CONTEXT_WORDS)

@@ -134,17 +134,20 @@ class ChatMagics(Magics):
             # Split like a POSIX shell so that -s 'two words' loses its quotes.
             args = self.chat.parser.parse_args(shlex.split(line))  # type: ignore[attr-defined]
         except ValueError as error:
-            raise UsageError(f"%%chat: {error} in the options line") from None
+            raise usage_error(f"%%chat: {error} in the options line") from None
         except UsageError as error:
             # argparse's message comes after the usage text; keep the one line that matters.
             message = str(error).strip().splitlines()[-1].removeprefix("%chat: ")
-            raise UsageError(f"%%chat: {message} (see %%chat? for the options)") from None
+            raise usage_error(f"%%chat: {message} (see %%chat? for the options)") from None
         params = request_params(args)
         if not cell.strip():
             raise UsageError("%%chat needs a question in the cell below the %%chat line")
         if args.out is not None and not str(args.out).isidentifier():
-            raise UsageError(f"-o/--out takes a variable name, got {args.out!r}")
-        session = self.session
+            raise usage_error(f"-o/--out takes a variable name, got {args.out!r}")
+        try:
+            session = self.session  # made on first use: a mistyped variable fails here
+        except NbChatError as error:
+            raise usage_error(error) from None
         settings = session.settings
         namespace = self.shell.user_ns if self.shell is not None else {}
         try:

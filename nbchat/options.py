@@ -3,8 +3,10 @@
 The faces share these so that a value means the same and is refused the same way everywhere:
 a bad ``--df-tokens`` on a ``%%chat`` line and on ``%chat context`` give the same message;
 ``KEY=VALUE`` is read the same by ``--param`` and ``%chat config``, and both refuse a key
-(:func:`nbchat.secrets.refuse_key_name`). Every error the user can fix leaves as exactly
-``UsageError`` (:func:`usage_error`), which IPython prints as one line, without a traceback.
+(:func:`nbchat.secrets.refuse_key_name`), and a value that looks like a key. Every error the
+user can fix leaves as exactly ``UsageError`` (:func:`usage_error`), which IPython prints as one
+line, without a traceback; what it echoes has keys masked and control characters made visible
+(:func:`shown`), since a terminal would obey an escape sequence a server or a paste put there.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ from typing import Any
 from IPython.core.error import UsageError
 
 from .errors import NbChatError
-from .secrets import refuse_key_name
+from .secrets import looks_like_key, mask_secrets, refuse_key_name
 
 __all__ = [
     "SCALAR_OPTIONS",
     "parse_assignment",
     "request_params",
     "row_count",
+    "shown",
     "token_budget",
     "usage_error",
 ]
@@ -41,10 +44,22 @@ SCALAR_OPTIONS = (
 
 _MIN_TOKENS = 100
 
+_VISIBLE = {code: chr(0x2400 + code) for code in range(0x20) if chr(code) not in "\n\t"}
+_VISIBLE[0x7F] = "\u2421"  # ␡
+_VISIBLE.update({code: f"\\x{code:02x}" for code in range(0x80, 0xA0)})  # C1: CSI is 0x9b
+"""Each control character but newline and tab, as a picture of itself (``\\x1b`` → ``␛``)."""
+
+
+def shown(text: str) -> str:
+    """``text`` safe to write to a terminal: no control character but newline and tab is left
+    to act (OSC 52 would set the clipboard, OSC 8 hide a link, CSI 2J clear the screen)."""
+    return text.translate(_VISIBLE)
+
 
 def usage_error(error: NbChatError | str) -> UsageError:
-    """``error`` as the one-line ``UsageError`` IPython shows without a traceback."""
-    return UsageError(" ".join(str(error).split()))
+    """``error`` as the one-line ``UsageError`` IPython shows without a traceback; keys it may
+    echo are masked and control characters shown, not obeyed."""
+    return UsageError(shown(mask_secrets(" ".join(str(error).split()))))
 
 
 def row_count(raw: str) -> int:
@@ -73,24 +88,31 @@ def parse_json_option(option: str, raw: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        raise UsageError(f"{option} takes JSON, got {raw!r}") from None
+        raise usage_error(f"{option} takes JSON, got {raw!r}") from None
 
 
 def parse_assignment(option: str, raw: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE as JSON, or as a string when it is a bare word; a key name is
-    refused."""
-    name, sep, value = raw.partition("=")
+    """``KEY=VALUE`` with VALUE as JSON, or as a string when it is a bare word; a key name, or a
+    value that looks like a key, is refused."""
+    name, sep, text = raw.partition("=")
     name = name.strip()
     if not sep or not name:
-        raise UsageError(f"{option} takes KEY=VALUE, got {raw!r}")
+        raise usage_error(f"{option} takes KEY=VALUE, got {raw!r}")
+    if looks_like_key(text):
+        raise usage_error(
+            f"{option}: the value of {name!r} looks like an API key; nothing changed "
+            "(a key is never a magic argument: run %chat key)"
+        )
+    value: Any
     try:
-        refuse_key_name(name.removeprefix("param."))
+        value = json.loads(text)
+    except ValueError:
+        value = text  # a bare word is a string: model=gpt-4o, user=alice
+    try:
+        refuse_key_name(name)
     except NbChatError as error:
         raise usage_error(error) from None
-    try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value  # a bare word is a string: model=gpt-4o, user=alice
+    return name, value
 
 
 def request_params(args: argparse.Namespace) -> dict[str, Any]:
@@ -110,6 +132,6 @@ def request_params(args: argparse.Namespace) -> dict[str, Any]:
     for raw in args.param or ():
         name, value = parse_assignment("--param", raw)
         if name in ("model", "messages", "stream"):
-            raise UsageError(f"--param cannot set {name!r}; it has its own option")
+            raise usage_error(f"--param cannot set {name!r}; it has its own option")
         params[name] = value
     return params

@@ -17,7 +17,14 @@ Schema, ``PRAGMA user_version = 2`` (a later version migrates from the number it
                     PRIMARY KEY (conversation_id, position)
 
 Nothing else is stored: no settings, no key. What is malformed in an optional column (usage,
-attachments, details) reads back as absent rather than failing the whole conversation.
+attachments, details) reads back as absent, and a row that cannot be a turn at all is left out,
+rather than failing the whole conversation.
+
+Several kernels may write one conversation (two tabs on one notebook), so a write never takes a
+position from the writer's memory: a new turn goes at ``MAX(position) + 1`` read inside the
+write transaction, and a cell's turn is replaced only in the row holding that cell id. The
+stored order is therefore the order in which the turns were committed, whoever committed them;
+positions are never reused and no row is ever replaced by another cell's turn.
 """
 
 from __future__ import annotations
@@ -31,7 +38,14 @@ from .prompt import Attachment
 from .protocol import ToolCall
 from .turn import Turn, spans_fit
 
-__all__ = ["SCHEMA_VERSION", "migrate", "read_turns", "transaction", "write_turn"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "latest_conversation",
+    "migrate",
+    "put_turn",
+    "read_turns",
+    "transaction",
+]
 
 SCHEMA_VERSION = 2
 """The schema this module writes; a file with a larger ``user_version`` is left alone."""
@@ -78,8 +92,12 @@ def transaction(db: sqlite3.Connection, *, write: bool) -> Iterator[sqlite3.Conn
     """One transaction: committed if the block ends normally, rolled back otherwise.
 
     A write takes the write lock up front (``IMMEDIATE``) so that waiting for another kernel
-    falls under the busy timeout instead of failing half-way.
+    falls under the busy timeout instead of failing half-way. A transaction left open (a second
+    interrupt landed in the rollback) is rolled back first, so one interrupt cannot leave the
+    connection unusable for every later write.
     """
+    if db.in_transaction:
+        db.execute("ROLLBACK")
     db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
         yield db
@@ -116,32 +134,73 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
 
 
-def write_turn(db: sqlite3.Connection, conversation_id: int, position: int, turn: Turn) -> None:
-    """Write ``turn`` at ``position``, replacing what was there."""
+def latest_conversation(db: sqlite3.Connection, notebook_key: str) -> int | None:
+    """The id of the notebook's newest conversation, or None."""
+    row = db.execute(
+        "SELECT MAX(id) FROM conversations WHERE notebook_key = ?", (notebook_key,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def put_turn(db: sqlite3.Connection, conversation_id: int, turn: Turn) -> int:
+    """Store ``turn`` and return its position: in place of its cell's stored turn, if the cell
+    has one, else after every stored turn. Run inside a write transaction, so that what is read
+    here is still true when the row is written.
+
+    Raises ``UnicodeEncodeError`` before touching the file when a text cannot be UTF-8 (a lone
+    surrogate), so that the caller can skip this turn and go on with the transaction.
+    """
+    values = _row(turn)
+    if turn.cell_id is not None:
+        row = db.execute(
+            "SELECT MIN(position) FROM turns WHERE conversation_id = ? AND cell_id = ?",
+            (conversation_id, turn.cell_id),
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            position = int(row[0])
+            db.execute(
+                "UPDATE turns SET (cell_id, prompt, reply, status, model, usage, created,"
+                " attachments, details) = (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " WHERE conversation_id = ? AND position = ?",
+                (*values, conversation_id, position),
+            )
+            return position
+    (position,) = db.execute(
+        "SELECT COALESCE(MAX(position) + 1, 0) FROM turns WHERE conversation_id = ?",
+        (conversation_id,),
+    ).fetchone()
+    # A plain INSERT: should the position be taken after all, this fails instead of replacing.
+    db.execute(
+        "INSERT INTO turns (conversation_id, position, cell_id, prompt, reply, status, model,"
+        " usage, created, attachments, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (conversation_id, position, *values),
+    )
+    return int(position)
+
+
+def _row(turn: Turn) -> tuple[object, ...]:
+    """The turn's columns after ``position``, every text checked to be storable."""
     usage = None if turn.usage is None else json.dumps(dict(turn.usage), sort_keys=True)
     attachments = (
         json.dumps([a.to_json() for a in turn.attachments], ensure_ascii=False)
         if turn.attachments
         else None
     )
-    db.execute(
-        "INSERT OR REPLACE INTO turns (conversation_id, position, cell_id, prompt, reply,"
-        " status, model, usage, created, attachments, details)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            conversation_id,
-            position,
-            turn.cell_id,
-            turn.prompt,
-            turn.reply,
-            turn.status,
-            turn.model,
-            usage,
-            turn.created,
-            attachments,
-            _details_json(turn),
-        ),
+    values = (
+        turn.cell_id,
+        turn.prompt,
+        turn.reply,
+        turn.status,
+        turn.model,
+        usage,
+        turn.created,
+        attachments,
+        _details_json(turn),
     )
+    for value in values:
+        if isinstance(value, str):
+            value.encode("utf-8")  # raises on a lone surrogate, as binding it would
+    return values
 
 
 def _details_json(turn: Turn) -> str | None:
@@ -189,20 +248,27 @@ def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]
         " FROM turns WHERE conversation_id = ? ORDER BY position",
         (conversation_id,),
     )
-    return tuple(
-        Turn(
-            prompt=prompt,
-            reply=reply,
-            cell_id=cell_id,
-            status=status,
-            model=model,
-            usage=_read_usage(usage),
-            created=created,
-            attachments=_read_attachments(attachments, prompt),
-            **_read_details(details),  # type: ignore[arg-type]
-        )
-        for cell_id, prompt, reply, status, model, usage, created, attachments, details in rows
-    )
+    turns: list[Turn] = []
+    for cell_id, prompt, reply, status, model, usage, created, attachments, details in rows:
+        if not (isinstance(prompt, str) and isinstance(reply, str)):
+            continue  # a row no nbchat wrote: leave it out, keep the others
+        try:
+            turns.append(
+                Turn(
+                    prompt=prompt,
+                    reply=reply,
+                    cell_id=cell_id if isinstance(cell_id, str) else None,
+                    status=status,
+                    model=model if isinstance(model, str) else "",
+                    usage=_read_usage(usage),
+                    created=float(created),
+                    attachments=_read_attachments(attachments, prompt),
+                    **_read_details(details),  # type: ignore[arg-type]
+                )
+            )
+        except (ValueError, TypeError):
+            continue
+    return tuple(turns)
 
 
 def _read_usage(text: str | None) -> Mapping[str, int] | None:

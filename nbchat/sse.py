@@ -14,6 +14,16 @@ and U+0085, which occur inside JSON strings.
 At the end of the stream the standard discards an event that no blank line closed. Some servers
 end with ``data: [DONE]`` and no newline at all, so :meth:`SSEDecoder.close` hands that
 unfinished event back instead, and the caller decides what it is worth.
+
+Reading costs time linear in the bytes, however the network cuts them: an unfinished line is
+kept as its pieces and joined once, when its line end arrives (re-joining it on every read
+made a long line in small reads quadratic: 8 MB in 1 KiB reads took seconds).
+
+A stream that never ends an event (data lines and no blank line, a line that never ends) would
+hold memory without bound, so one event may be at most :data:`MAX_EVENT_SIZE` characters
+(16 MiB, its field names and line ends included; ``max_event_size`` changes it for a decoder):
+past that :meth:`SSEDecoder.feed` raises :class:`EventTooLargeError`. Any other bytes are
+decoded without raising.
 """
 
 from __future__ import annotations
@@ -21,7 +31,14 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["MAX_EVENT_SIZE", "EventTooLargeError", "SSEDecoder", "ServerSentEvent"]
+
+MAX_EVENT_SIZE = 16 * 1024 * 1024
+"""Most characters one event may hold: far above any chat chunk, short of exhausting memory."""
+
+_MAX_RETRY_DIGITS = 18
+"""A longer ``retry`` value is no real time (10**18 ms is 30 million years), and Python refuses
+to convert one of more than 4,300 digits; it is ignored like any other bad value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,28 +53,44 @@ class ServerSentEvent:
     """The last event id seen so far in the stream (it persists across events)."""
 
 
+class EventTooLargeError(ValueError):
+    """An event grew past the decoder's ``max_event_size``: the stream is not one to read on."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"an event grew past {limit:,} characters")
+
+
 class SSEDecoder:
     """Turns the raw bytes of an event stream into :class:`ServerSentEvent` objects.
 
     Feed it network reads of any size with :meth:`feed`; call :meth:`close` once at the end.
+    After an :class:`EventTooLargeError` the decoder is spent: start a new one.
     """
 
     __slots__ = (
         "_bom_checked",
         "_data",
+        "_event_size",
         "_event_type",
         "_last_event_id",
-        "_partial_line",
+        "_line_parts",
+        "_line_size",
         "_skip_leading_lf",
         "_utf8",
         "comment_count",
         "foreign_fields",
+        "max_event_size",
         "retry",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_size: int = MAX_EVENT_SIZE) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._partial_line = ""
+        self._line_parts: list[str] = []  # the unfinished line, as the reads delivered it
+        self._line_size = 0
+        self._event_size = 0  # characters of the lines of the event being read
+        self.max_event_size = max_event_size
+        """Most characters an event may hold (its lines, line ends included)."""
         self._skip_leading_lf = False
         self._bom_checked = False
         self._data: list[str] = []
@@ -77,7 +110,14 @@ class SSEDecoder:
         text = self._utf8.decode(chunk)
         if not text:
             return []
-        return self._take_lines(text)
+        if "\n" in text or "\r" in text or not self._bom_checked or self._skip_leading_lf:
+            return self._take_lines(text)
+        # The middle of a long line: kept as it came, joined once its line end arrives.
+        self._line_parts.append(text)
+        self._line_size += len(text)
+        if self._event_size + self._line_size > self.max_event_size:
+            raise EventTooLargeError(self.max_event_size)
+        return []
 
     def close(self) -> ServerSentEvent | None:
         """End the stream; return the event that was still open, if any, without dispatching it.
@@ -88,8 +128,9 @@ class SSEDecoder:
         text = self._utf8.decode(b"", True)
         if text:
             self._take_lines(text)
-        if self._partial_line:
-            line, self._partial_line = self._partial_line, ""
+        if self._line_parts:
+            line = "".join(self._line_parts)
+            self._line_parts, self._line_size = [], 0
             self._take_line(line)
         if not self._data:
             return None
@@ -98,6 +139,7 @@ class SSEDecoder:
         )
         self._data = []
         self._event_type = ""
+        self._event_size = 0
         return tail
 
     def _take_lines(self, text: str) -> list[ServerSentEvent]:
@@ -116,20 +158,30 @@ class SSEDecoder:
             self._skip_leading_lf = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
-        if self._partial_line:
-            lines[0] = self._partial_line + lines[0]
-        self._partial_line = lines.pop()
+        tail = lines.pop()
+        if lines and self._line_parts:
+            self._line_parts.append(lines[0])
+            lines[0] = "".join(self._line_parts)
+            self._line_parts, self._line_size = [], 0
+        if tail:
+            self._line_parts.append(tail)
+            self._line_size += len(tail)
         events: list[ServerSentEvent] = []
         take_line = self._take_line
         for line in lines:
             event = take_line(line)
             if event is not None:
                 events.append(event)
+        if self._event_size + self._line_size > self.max_event_size:
+            raise EventTooLargeError(self.max_event_size)
         return events
 
     def _take_line(self, line: str) -> ServerSentEvent | None:
         if not line:
             return self._dispatch()
+        self._event_size += len(line) + 1
+        if self._event_size > self.max_event_size:
+            raise EventTooLargeError(self.max_event_size)
         if line.startswith("data:"):
             value = line[5:]
             self._data.append(value[1:] if value.startswith(" ") else value)
@@ -148,13 +200,14 @@ class SSEDecoder:
             if "\0" not in value:
                 self._last_event_id = value
         elif name == "retry":
-            if value.isascii() and value.isdigit():
+            if value.isascii() and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
                 self.retry = int(value)
         else:
             self.foreign_fields.append((name, value))
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
+        self._event_size = 0
         if not self._data:
             self._event_type = ""
             return None

@@ -16,15 +16,22 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from .schema import SCHEMA_VERSION, migrate, read_turns, transaction, write_turn
+from .schema import (
+    SCHEMA_VERSION,
+    latest_conversation,
+    migrate,
+    put_turn,
+    read_turns,
+    transaction,
+)
 from .turn import Turn
 
-__all__ = ["SCHEMA_VERSION", "Conversation", "HistoryStore", "notebook_key"]
+__all__ = ["SCHEMA_VERSION", "Change", "Conversation", "HistoryStore", "Written", "notebook_key"]
 
 _BUSY_TIMEOUT = 5.0  # seconds to wait for another kernel's write before giving up
 _FILE_NAME = "history.sqlite3"
@@ -47,22 +54,58 @@ class Conversation:
     """Its turns by position."""
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one write of a :class:`~nbchat.history.History` asks of the file, done in one
+    transaction so that it lands whole or not at all."""
+
+    conversation_id: int | None
+    """The conversation to write to; None: the notebook's newest one (another kernel may have
+    started it meanwhile), or a new one if it has none."""
+    new: bool = False
+    """Start a new conversation, even if the notebook has one."""
+    system: str | None = None
+    """The system prompt, written when ``set_system`` (and always into a new conversation)."""
+    set_system: bool = False
+    """The system prompt changed and goes into an existing conversation too."""
+    turns: tuple[Turn, ...] = ()
+    """Turns to store, in order (see :func:`nbchat.schema.put_turn` for where each goes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a :class:`Change` did."""
+
+    conversation_id: int
+    skipped: tuple[Turn, ...] = ()
+    """Turns left out because a text of theirs cannot be stored (a lone surrogate)."""
+    system_skipped: bool = False
+    """The system prompt was left out for the same reason."""
+
+
 class HistoryStore:
     """SQLite file shared by all notebooks of a user; WAL; one transaction per write.
 
     The file is opened on first use, so making a store never fails; the methods raise
     ``sqlite3.Error`` or ``OSError`` when the file cannot be used, and the history turns those
-    into a single warning. One connection serves every thread (the chat panel commits from a
-    worker thread) behind a lock; other kernels share the file through WAL and a busy timeout.
-    Missing directories are made private (0o700) and the file readable by its owner only
-    (0o600): it holds conversations.
+    into a warning. One connection serves every thread (the chat panel commits from a worker
+    thread) behind a lock; other kernels share the file through WAL and a busy timeout
+    (``busy_timeout`` seconds). Missing directories are made private (0o700) and the file
+    readable by its owner only (0o600): it holds conversations. An existing file in a place
+    this process may not write is opened read-only (:attr:`read_only`): what it holds can still
+    be read.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = _BUSY_TIMEOUT
+    ) -> None:
         self.path = Path(path)
+        self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._connection: sqlite3.Connection | None = None
         self._closed = False
+        self.read_only = False
+        """Whether the file was opened read-only (known once it is opened); writes then fail."""
 
     def __repr__(self) -> str:
         return f"HistoryStore({str(self.path)!r})"
@@ -108,36 +151,33 @@ class HistoryStore:
         """Every conversation of the notebook with its turns, newest first."""
         return self._read(notebook_key, limit=-1)  # SQLite: a negative limit is no limit
 
-    def create_conversation(
-        self, notebook_key: str, *, system: str | None = None, turns: Iterable[Turn] = ()
-    ) -> int:
-        """Start a conversation (with its first turns, if any) and return its id.
-
-        One transaction, so the first commit of a notebook writes the conversation and its turn
-        together or not at all.
-        """
+    def write(self, notebook_key: str, change: Change) -> Written:
+        """Do ``change`` in one transaction. A turn (or system prompt) whose text cannot be
+        stored is left out and named in the answer; the rest is still written."""
         with self._transaction(write=True) as db:
-            cursor = db.execute(
-                "INSERT INTO conversations (notebook_key, created, system) VALUES (?, ?, ?)",
-                (notebook_key, time.time(), system),
-            )
-            conversation_id = cast(int, cursor.lastrowid)
-            for position, turn in enumerate(turns):
-                write_turn(db, conversation_id, position, turn)
-            return conversation_id
-
-    def put_turn(self, conversation_id: int, position: int, turn: Turn) -> None:
-        """Write ``turn`` at ``position`` (from 0), replacing what was there: a re-run cell
-        keeps its place."""
-        with self._transaction(write=True) as db:
-            write_turn(db, conversation_id, position, turn)
-
-    def set_system(self, conversation_id: int, system: str | None) -> None:
-        """Keep ``system`` as the conversation's system prompt (None: no system prompt)."""
-        with self._transaction(write=True) as db:
-            db.execute(
-                "UPDATE conversations SET system = ? WHERE id = ?", (system, conversation_id)
-            )
+            conversation_id = change.conversation_id
+            if conversation_id is None and not change.new:
+                conversation_id = latest_conversation(db, notebook_key)
+            writes_system = conversation_id is None or change.set_system
+            system_skipped = writes_system and not _storable(change.system)
+            system = None if system_skipped else change.system
+            if conversation_id is None:
+                cursor = db.execute(
+                    "INSERT INTO conversations (notebook_key, created, system) VALUES (?, ?, ?)",
+                    (notebook_key, time.time(), system),
+                )
+                conversation_id = cast(int, cursor.lastrowid)
+            elif change.set_system and not system_skipped:
+                db.execute(
+                    "UPDATE conversations SET system = ? WHERE id = ?", (system, conversation_id)
+                )
+            skipped: list[Turn] = []
+            for turn in change.turns:
+                try:
+                    put_turn(db, conversation_id, turn)
+                except UnicodeEncodeError:
+                    skipped.append(turn)
+            return Written(conversation_id, tuple(skipped), system_skipped)
 
     def _read(self, notebook_key: str, *, limit: int) -> list[Conversation]:
         """The notebook's newest ``limit`` conversations, newest first, in one transaction."""
@@ -161,24 +201,77 @@ class HistoryStore:
         if self._closed:
             raise sqlite3.ProgrammingError(f"the history store {self.path} is closed")
         if self._connection is None:
-            _make_private_dirs(self.path.parent)
-            _create_private_file(self.path)
-            connection = sqlite3.connect(
-                self.path,
-                timeout=_BUSY_TIMEOUT,
-                isolation_level=None,  # transactions are begun and ended here, explicitly
-                check_same_thread=False,  # the lock serialises threads
-            )
+            read_only = _not_writable(self.path)
+            if read_only:
+                connection = self._open_read_only()
+            else:
+                _make_private_dirs(self.path.parent)
+                _create_private_file(self.path)
+                connection = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout,
+                    isolation_level=None,  # transactions are begun and ended here, explicitly
+                    check_same_thread=False,  # the lock serialises threads
+                )
+            # A row with broken UTF-8 reads with U+FFFD instead of failing the conversation.
+            connection.text_factory = _decode
             try:
-                connection.execute("PRAGMA journal_mode = WAL")
-                connection.execute("PRAGMA synchronous = NORMAL")
-                connection.execute("PRAGMA foreign_keys = ON")
-                migrate(connection)
+                if not read_only:
+                    connection.execute("PRAGMA journal_mode = WAL")
+                    connection.execute("PRAGMA synchronous = NORMAL")
+                    connection.execute("PRAGMA foreign_keys = ON")
+                    migrate(connection)
             except BaseException:
                 connection.close()
                 raise
-            self._connection = connection
+            self._connection, self.read_only = connection, read_only
         return self._connection
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The file opened for reading only. A WAL file whose ``-shm`` is gone (the last kernel
+        closed it) cannot be opened so in a directory we may not write; it is then read as
+        immutable, which is what it is to this process."""
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            return self._open_uri(uri)
+        except sqlite3.OperationalError:
+            return self._open_uri(f"{uri}&immutable=1")
+
+    def _open_uri(self, uri: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _storable(text: str | None) -> bool:
+    """Whether SQLite can take ``text``: a lone surrogate cannot be UTF-8."""
+    if text is None:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_writable(path: Path) -> bool:
+    """An existing file this process may read but not write, or in a directory it may not
+    write (SQLite needs the directory for its ``-wal`` and ``-shm`` files)."""
+    return (
+        path.is_file()
+        and os.access(path, os.R_OK)
+        and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    )
 
 
 def notebook_key(

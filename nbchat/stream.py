@@ -12,6 +12,12 @@ that ends without any choice is one of them too, told apart by what did arrive: 
 (llama-cpp-python answers a prompt longer than its context with 200 and an empty body), data but
 no text, or some text; only the last has text to keep, and only the first says the prompt is
 the likely cause, because asking again then fails the same way.
+
+A stream that never ends must not take the kernel's memory with it (data lines and no blank
+line, a line that never ends, endless unknown fields): an event may hold at most 16 MiB
+(:data:`~nbchat.sse.MAX_EVENT_SIZE`) and a reply's body at most 64 MiB (:data:`MAX_REPLY_SIZE`),
+far above what a model writes in one answer; past either, an ``IncompleteStreamError`` keeps
+the text so far. ``ChatStream.max_event_size`` and ``max_reply_size`` hold the limits.
 """
 
 from __future__ import annotations
@@ -31,9 +37,12 @@ from .errors import IncompleteStreamError, InStreamError, MalformedChunkError, N
 from .http_errors import SNIPPET, Failure, check_error_body, classify, host_of, read_json
 from .protocol import ChatResult
 from .secrets import KeyScrubber
-from .sse import SSEDecoder
+from .sse import MAX_EVENT_SIZE, EventTooLargeError, SSEDecoder
 
-__all__ = ["ChatStream", "WholeBodyStream", "open_stream"]
+__all__ = ["MAX_REPLY_SIZE", "ChatStream", "WholeBodyStream", "open_stream"]
+
+MAX_REPLY_SIZE = 64 * 1024 * 1024
+"""Most bytes of a streamed body read for one reply (decompressed), keep-alives included."""
 
 _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 2.0  # seconds to wait for the end of a body after [DONE]
@@ -79,6 +88,11 @@ class ChatStream:
     pieces of the body, and errors quote it.
     """
 
+    max_event_size = MAX_EVENT_SIZE
+    """Most characters of one event; a larger one ends the reply as incomplete."""
+    max_reply_size = MAX_REPLY_SIZE
+    """Most bytes of body read for one reply; past them the reply ends as incomplete."""
+
     def __init__(
         self, response: requests.Response, *, scrubber: KeyScrubber, read_timeout: float
     ) -> None:
@@ -90,7 +104,8 @@ class ChatStream:
         self._iterating = False
         self.accumulator = StreamAccumulator()
         self.result: ChatResult | None = None
-        self.decoder = SSEDecoder()
+        self.decoder = SSEDecoder(max_event_size=self.max_event_size)
+        self._foreign_checked = 0  # how many of the decoder's foreign fields were looked at
         self.events = 0
         """Data events received so far, ``[DONE]`` included (comments and keep-alives not)."""
 
@@ -120,8 +135,12 @@ class ChatStream:
         accumulator, decoder = self.accumulator, self.decoder
         done = False
         loads = json.loads
+        body_size, max_body_size = 0, self.max_reply_size
         try:
             for raw in self._network_reads():
+                body_size += len(raw)
+                if body_size > max_body_size:
+                    raise self._too_large(f"more than {max_body_size / 2**20:g} MiB of body")
                 for event in decoder.feed(raw):
                     data = event.data
                     if done or not data:
@@ -138,8 +157,10 @@ class ChatStream:
                     yield chunk
                     if self._cancelled.is_set():
                         return
-                if decoder.foreign_fields:
+                if len(decoder.foreign_fields) > self._foreign_checked:
                     self._check_foreign_fields()
+        except EventTooLargeError as exc:
+            raise self._too_large(f"an event of more than {exc.limit / 2**20:g} MiB") from None
         except NbChatError:
             raise
         except Exception as exc:
@@ -229,19 +250,33 @@ class ChatStream:
         except ValueError:
             chunk = None
         if not isinstance(chunk, dict):
+            # Scrub the whole text, then cut: a cut first could split a key and leave part of it.
+            scrubbed = self._scrubber.scrub(data)
             if event_type == "error":
-                self.accumulator.errors.append({"message": data[:SNIPPET]})
+                self.accumulator.errors.append({"message": scrubbed[:SNIPPET]})
                 self._raise_in_stream_error()
             raise MalformedChunkError(
                 f"{self._host} sent a stream chunk that is not a JSON object: "
-                f"{self._scrubber.scrub(data[:_QUOTE])!r}",
+                f"{scrubbed[:_QUOTE]!r}",
                 partial=self.accumulator.result(done=False),
                 hint="the server may not be OpenAI-compatible; the text so far is kept",
             )
         return chunk
 
+    def _too_large(self, what: str) -> IncompleteStreamError:
+        partial = self.accumulator.result(done=False)
+        kept = "the text so far is kept" if _has_text(partial) else "nothing was kept"
+        return IncompleteStreamError(
+            f"The stream from {self._host} sent {what} without ending the reply; stopped reading",
+            partial=partial,
+            hint=f"{kept}; the server is not ending its stream",
+        )
+
     def _check_foreign_fields(self) -> None:
-        for name, value in self.decoder.foreign_fields:
+        """Act on the foreign fields that arrived since the last look (each is read once)."""
+        fields = self.decoder.foreign_fields
+        start, self._foreign_checked = self._foreign_checked, len(fields)
+        for name, value in fields[start:]:
             if name == "error":  # older llama.cpp servers: `error: {...}` instead of a data line
                 try:
                     error = json.loads(value)

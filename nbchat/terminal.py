@@ -4,6 +4,10 @@ Terminal IPython cannot show HTML, so the Markdown source is written as it comes
 pieces that are new since the last chunk (never the whole reply again), and the footer follows
 in :mod:`nbchat.views`' words. A reply that failed or was interrupted before any text prints
 nothing here, not even a footer: the magic's one-line ``UsageError`` says all there is to say.
+
+Everything written shows its control characters instead of sending them
+(:func:`nbchat.options.shown`): a model's text reaching a terminal raw could set the clipboard
+(OSC 52), hide a link (OSC 8) or clear the screen.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sys
 from typing import TextIO
 
 from . import views
+from .options import shown
 from .protocol import Choice
 from .reply import Reply
 
@@ -29,6 +34,9 @@ class PlainDisplay:
     def _out(self) -> TextIO:
         return self.stream or sys.stdout
 
+    def _write(self, out: TextIO, text: str) -> None:
+        out.write(shown(text))
+
     def __call__(self, reply: Reply) -> None:
         if reply.status == "pending":
             return
@@ -38,7 +46,7 @@ class PlainDisplay:
             new = "".join(pieces[self._pieces_written :])
             self._pieces_written = len(pieces)
             if new:
-                out.write(new)
+                self._write(out, new)
                 self._chars_written += len(new)
                 out.flush()
             return
@@ -51,13 +59,13 @@ class PlainDisplay:
             return choices[index] if index < len(choices) else None
 
         text = texts[0]
-        out.write(text[self._chars_written :])
+        self._write(out, text[self._chars_written :])
         self._chars_written = len(text)
         extras = views.choice_markdown("", choice(0))  # a refusal, tool calls
         if extras:
-            out.write(f"\n\n{extras}" if text else extras)
+            self._write(out, f"\n\n{extras}" if text else extras)
         for index, other in enumerate(texts[1:], start=1):
             heading = views.choice_heading(index + 1, markdown=True)
-            out.write(f"\n\n{heading}\n{views.choice_markdown(other, choice(index))}")
-        out.write(f"\n{views.footer_text(views.Footing.of_reply(reply))}\n")
+            self._write(out, f"\n\n{heading}\n{views.choice_markdown(other, choice(index))}")
+        self._write(out, f"\n{views.footer_text(views.Footing.of_reply(reply))}\n")
         out.flush()

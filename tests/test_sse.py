@@ -1,4 +1,5 @@
-"""SSEDecoder: one test per WHATWG event-stream rule, then the conformance corpus."""
+"""SSEDecoder: one test per WHATWG event-stream rule, the conformance corpus, then properties
+over any bytes cut anywhere, and the cap on one event's size."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import hashlib
 import json
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from nbchat.sse import ServerSentEvent, SSEDecoder
+from nbchat.sse import EventTooLargeError, ServerSentEvent, SSEDecoder
 
 from corpus import (
     CAPTURE_COUNT,
@@ -405,3 +408,76 @@ def test_ids_and_types_of_98_persist() -> None:
     assert {e.event for e in events} == {"message"}
     assert [e.id for e in events[:-1]] == [str(i) for i in range(len(events) - 1)]
     assert events[-1] == ServerSentEvent("[DONE]", "message", events[-2].id)
+
+
+# --- any bytes, any cuts -----------------------------------------------------------------------
+
+_PIECES = [
+    b"data:",
+    b"data: ",
+    b"data",
+    b"event: e",
+    b"id: 7",
+    b"id: \x00",
+    b"retry: 15",
+    b"retry: 99999999999999999999999",
+    b": ping",
+    b"error: {}",
+    b"x",
+    b"\r",
+    b"\n",
+    b"\r\n",
+    b"\xef\xbb\xbf",
+    "亚👋🏽\u2028".encode(),
+    b"\xe4\xba",
+    b"\xff",
+    b"[DONE]",
+]
+_STREAMS = st.lists(st.sampled_from(_PIECES) | st.binary(max_size=12), max_size=40).map(b"".join)
+
+
+def _outcome(*reads: bytes) -> tuple[object, ...]:
+    events, tail, decoder = feed_all(*reads)
+    return events, tail, decoder.comment_count, decoder.foreign_fields, decoder.retry
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=_STREAMS, cuts=st.lists(st.integers(min_value=0), max_size=12))
+def test_any_rechunking_of_a_stream_gives_the_same_events(stream: bytes, cuts: list[int]) -> None:
+    points = sorted({cut % (len(stream) + 1) for cut in cuts})
+    reads = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    assert _outcome(*reads) == _outcome(stream)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=_STREAMS | st.binary(max_size=200))
+@example(stream=b"retry: " + b"9" * 5000 + b"\n\n")  # more digits than int() will convert
+def test_arbitrary_bytes_never_raise(stream: bytes) -> None:
+    _outcome(stream)
+    _outcome(*(stream[i : i + 1] for i in range(len(stream))))
+
+
+# --- the size of one event ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reads",
+    [
+        (b"data: " + b"a" * 50 + b"\n", b"data: " + b"b" * 50 + b"\n"),  # data, no blank line
+        tuple(b"x" * 10 for _ in range(11)),  # a line that never ends, in small reads
+        (b"data: " + b"a" * 200 + b"\n\n",),  # one line over the cap in a single read
+    ],
+    ids=["data-lines", "endless-line", "one-read"],
+)
+def test_an_event_past_max_event_size_raises(reads: tuple[bytes, ...]) -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    for read in reads[:-1]:  # up to the limit, and not past it
+        decoder.feed(read)
+    with pytest.raises(EventTooLargeError, match="past 100 characters"):
+        decoder.feed(reads[-1])
+
+
+def test_events_under_max_event_size_go_on_for_ever() -> None:
+    decoder = SSEDecoder(max_event_size=100)
+    for _ in range(1000):
+        assert decoder.feed(b"data: " + b"a" * 80 + b"\n\n") == [ServerSentEvent("a" * 80)]
