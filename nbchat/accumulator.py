@@ -135,6 +135,11 @@ class _ChoiceParts:
         )
 
 
+def _text(value: object) -> str | None:
+    """``value`` when it is a non-empty string, else None."""
+    return value if isinstance(value, str) and value else None
+
+
 class StreamAccumulator:
     """Folds ``chat.completion.chunk`` objects into a :class:`ChatResult`.
 
@@ -164,17 +169,21 @@ class StreamAccumulator:
         self.warnings: list[str] = []
 
     def add(self, chunk: Mapping[str, Any]) -> None:
-        """Take one parsed chunk. Unknown fields are ignored; nothing here raises on odd input."""
-        if self.id is None and chunk.get("id"):
+        """Take one parsed chunk. Unknown fields are ignored, and so is a known field of the wrong
+        type (a ``model`` that is a list, ``usage`` that is not an object): nothing here raises on
+        odd input, and nothing of the wrong type reaches a reply or the history."""
+        model = _text(chunk.get("model"))
+        if self.id is None and _text(chunk.get("id")):
             self.id = chunk["id"]
-            self.model = chunk.get("model") or self.model
-            self.created = chunk.get("created")
-        elif self.model is None and chunk.get("model"):
-            self.model = chunk["model"]
-        if self.system_fingerprint is None and chunk.get("system_fingerprint"):
+            self.model = model or self.model
+            created = chunk.get("created")
+            self.created = created if isinstance(created, int) else None
+        elif self.model is None and model:
+            self.model = model
+        if self.system_fingerprint is None and _text(chunk.get("system_fingerprint")):
             self.system_fingerprint = chunk["system_fingerprint"]
         usage = chunk.get("usage")
-        if usage:
+        if usage and isinstance(usage, Mapping):
             self.usage = usage
         error = chunk.get("error")
         if error:
@@ -182,7 +191,8 @@ class StreamAccumulator:
         warnings = chunk.get("warnings")
         if warnings:
             self._add_warnings(warnings)
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index") or 0

@@ -247,19 +247,23 @@ class ChatStream:
     def _parse(self, data: str, event_type: str, loads: Callable[[str], Any]) -> dict[str, Any]:
         try:
             chunk = loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
             chunk = None
+        if isinstance(chunk, dict) and not isinstance(chunk.get("choices", []), list):
+            chunk = None  # `choices` must be a list; anything else is not a completion chunk
         if not isinstance(chunk, dict):
             # Scrub the whole text, then cut: a cut first could split a key and leave part of it.
             scrubbed = self._scrubber.scrub(data)
             if event_type == "error":
                 self.accumulator.errors.append({"message": scrubbed[:SNIPPET]})
                 self._raise_in_stream_error()
+            partial = self.accumulator.result(done=False)
+            kept = "the text so far is kept" if _has_text(partial) else "nothing was kept"
             raise MalformedChunkError(
-                f"{self._host} sent a stream chunk that is not a JSON object: "
+                f"{self._host} sent a stream chunk that is not a completion chunk: "
                 f"{scrubbed[:_QUOTE]!r}",
-                partial=self.accumulator.result(done=False),
-                hint="the server may not be OpenAI-compatible; the text so far is kept",
+                partial=partial,
+                hint=f"the server may not be OpenAI-compatible; {kept}",
             )
         return chunk
 

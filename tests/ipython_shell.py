@@ -95,7 +95,11 @@ def make_shell(*, rich: bool) -> Iterator[Shell]:
     from nbchat.notebook import reset_session_for_tests
 
     InteractiveShell.clear_instance()
-    shell = InteractiveShell.instance()
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"  # no file left to write when the process exits
+    shell = InteractiveShell.instance(config=config)
     publisher: RecordingPublisher | None = None
     if rich:
         publisher = RecordingPublisher(shell=shell, parent=shell)

@@ -531,7 +531,7 @@ def test_malformed_chunk_is_reported_with_the_partial_text(
     server.enqueue(Reply(text="good text", chunk_size=4, malformed_after=2))
     with pytest.raises(MalformedChunkError) as caught:
         run(client)
-    assert "not a JSON object" in one_line(caught.value)
+    assert "not a completion chunk" in one_line(caught.value)
     assert caught.value.partial.text == "good"
 
 

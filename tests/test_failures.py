@@ -290,3 +290,45 @@ def test_a_reply_of_no_choices_leaves_one_line_in_the_kernel(
     expected = f"The stream from {host(server)} ended without any reply: no text arrived"
     assert only_the_line(run) == f"UsageError: {expected} ({NO_CHOICE})"
     assert turns(kernel) == 0
+
+
+_CHOICE = b'{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}'
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        b'{"choices": true}',
+        b"[]",
+        b"null",
+        b'{"choices": [' + _CHOICE + b'], "x": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    ],
+    ids=["choices-not-a-list", "a-list", "null", "nested-5000-deep"],
+)
+def test_json_of_the_wrong_shape_is_one_line_naming_the_server(
+    shell: Shell, server: LoopbackServer, capsys: pytest.CaptureFixture[str], chunk: bytes
+) -> None:
+    server.enqueue(RawSSE(b"data: " + chunk + b"\n\n" + DONE), Reply("fine again"))
+    result = shell.run("%%chat\nhello")
+    assert type(result.error_in_exec) is UsageError, repr(result.error_in_exec)
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"UsageError: {host(server)} sent a stream chunk that is not a completion"
+    )
+    assert err.count("\n") == 1 and "nothing was kept" in err
+    assert shell.final_outputs() == []  # no placeholder left
+    assert shell.run("%%chat\nhello again").success  # and the next question works, and is kept
+    assert shell.run("import nbchat; n = len(nbchat.get_session().history)").success
+    assert shell.ip.user_ns["n"] == 1
+
+
+def test_fields_of_the_wrong_type_do_not_reach_the_reply_or_the_history(
+    shell: Shell, server: LoopbackServer
+) -> None:
+    server.enqueue(
+        RawSSE(b'data: {"model": ["a"], "usage": [1], "choices": [' + _CHOICE + b"]}\n\n" + DONE)
+    )
+    assert shell.run("%%chat\nhello").success
+    assert shell.run("import nbchat; t = nbchat.get_session().history.last()").success
+    turn = shell.ip.user_ns["t"]
+    assert turn.model == "test-model" and turn.reply == "hi" and turn.usage is None
