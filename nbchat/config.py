@@ -43,6 +43,8 @@ DEFAULT_BASE_URL = "https://api.302.ai/v1"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 
+_MOST_SECONDS = 86_400  # a timeout or retry budget longer than a day is a typo
+_MOST_RETRIES = 100
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -197,14 +199,26 @@ class Settings:
             raise ConfigError(f"backoff_factor must be ≥ 0, got {self.backoff_factor!r}")
         for name in ("connect_timeout", "read_timeout", "retry_budget"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{name} must be a number of seconds above 0, got {value!r}")
+            # Finite and at most a day: an infinite timeout is an OverflowError in the socket
+            # layer on every request, not a slow server.
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value <= _MOST_SECONDS
+            ):
+                raise ConfigError(
+                    f"{name} must be a number of seconds above 0 and at most "
+                    f"{_MOST_SECONDS:,}, got {value!r}"
+                )
         if (
             isinstance(self.max_retries, bool)
             or not isinstance(self.max_retries, int)
-            or self.max_retries < 0
+            or not 0 <= self.max_retries <= _MOST_RETRIES
         ):
-            raise ConfigError(f"max_retries must be a whole number ≥ 0, got {self.max_retries!r}")
+            raise ConfigError(
+                f"max_retries must be a whole number from 0 to {_MOST_RETRIES}, "
+                f"got {self.max_retries!r}"
+            )
         for name, least in (("context_tokens", 100), ("context_rows", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:

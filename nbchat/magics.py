@@ -46,6 +46,15 @@ def line_cell_magic(method: _F) -> _F:
     return cast("_F", _line_cell_magic(method))
 
 
+def _assignable(name: str) -> bool:
+    """A name ``-o`` may bind: an identifier, not a keyword, not a dunder (``__builtins__``,
+    ``__name__``: rebinding them breaks the user's namespace)."""
+    import keyword
+
+    dunder = name.startswith("__") and name.endswith("__")
+    return name.isidentifier() and not keyword.iskeyword(name) and not dunder
+
+
 _CHAT_LINE_ASKING = re.compile(r"^(\s*)%chat(\s+.*\?)\s*$")
 
 
@@ -142,8 +151,11 @@ class ChatMagics(Magics):
         params = request_params(args)
         if not cell.strip():
             raise UsageError("%%chat needs a question in the cell below the %%chat line")
-        if args.out is not None and not str(args.out).isidentifier():
-            raise usage_error(f"-o/--out takes a variable name, got {args.out!r}")
+        if args.out is not None and not _assignable(str(args.out)):
+            raise usage_error(
+                f"-o/--out takes a variable name of your own, got {args.out!r} "
+                "(not a keyword, and not a __name__ IPython or Python relies on)"
+            )
         try:
             session = self.session  # made on first use: a mistyped variable fails here
         except NbChatError as error:

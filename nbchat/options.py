@@ -91,6 +91,14 @@ def parse_json_option(option: str, raw: str) -> Any:
         raise usage_error(f"{option} takes JSON, got {raw!r}") from None
 
 
+class _NotJSONValue(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's json reads them, no server does."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSONValue(name)
+
+
 def parse_assignment(option: str, raw: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with VALUE as JSON, or as a string when it is a bare word; a key name, or a
     value that looks like a key, is refused."""
@@ -105,7 +113,12 @@ def parse_assignment(option: str, raw: str) -> tuple[str, Any]:
         )
     value: Any
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except _NotJSONValue:
+        raise usage_error(
+            f"{option}: {name} takes a finite number, got {text.strip()!r} (JSON has no NaN or "
+            "Infinity, so no server could read it)"
+        ) from None
     except ValueError:
         value = text  # a bare word is a string: model=gpt-4o, user=alice
     try:

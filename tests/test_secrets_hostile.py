@@ -354,3 +354,31 @@ def test_a_pasted_key_is_masked_in_parse_errors(
         err = capsys.readouterr().err
         assert "abcdefghijklmnopqrstuvwxyz0123456789" not in err
         assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("%chat config read_timeout=Infinity", ["read_timeout", "finite number"]),
+        ("%chat config read_timeout=1e400", ["read_timeout", "at most 86,400"]),
+        ("%chat config max_retries=" + "9" * 400, ["max_retries", "from 0 to 100"]),
+        ("%chat config param.seed=NaN", ["seed", "finite number"]),
+        ("%%chat --param seed=NaN\nhello", ["seed", "finite number"]),
+        ("%%chat -o __builtins__\nhello", ["-o/--out", "__builtins__"]),
+        ("%%chat -o class\nhello", ["-o/--out", "'class'"]),
+    ],
+)
+def test_values_no_server_could_use_are_one_line(
+    line: str, words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ipython_shell import make_shell
+
+    for shell in make_shell(rich=True):
+        before = dict(shell.ip.user_ns)
+        result = shell.run(line)
+        assert type(result.error_in_exec).__name__ == "UsageError", repr(result.error_in_exec)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err
+        for word in words:
+            assert word in err, err
+        assert shell.ip.user_ns["__builtins__"] is before["__builtins__"]
