@@ -35,6 +35,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from processes import wait_ready
+
 Kind = Literal["lab", "notebook"]
 
 _MODULES: dict[str, str] = {"lab": "jupyterlab", "notebook": "notebook"}
@@ -233,22 +235,17 @@ class JupyterServer:
         raise JupyterServerError(f"no free port after 3 attempts\n{self.log_tail()}")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise JupyterServerError(
-                    f"jupyter {self.kind} exited with {self.process.returncode} while starting\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                self.api("status", timeout=2)
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)
-        raise JupyterServerError(
-            f"jupyter {self.kind} did not answer /api/status in {_START_TIMEOUT:.0f} s\n"
-            f"{self.log_tail()}"
+        def answers() -> bool:
+            self.api("status", timeout=2)
+            return True
+
+        wait_ready(
+            self.process,
+            answers,
+            what=f"jupyter {self.kind}",
+            timeout=_START_TIMEOUT,
+            log_tail=self.log_tail,
+            error=JupyterServerError,
         )
 
     def stop(self) -> None:

@@ -38,6 +38,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from processes import wait_ready
+
 _START_TIMEOUT = 120.0  # seconds; it starts in about 12 s here
 _STOP_TIMEOUT = 15.0
 _PROXY_MODULES = ("litellm", "fastapi", "uvicorn")  # what `litellm[proxy]` brings
@@ -265,23 +267,17 @@ class LiteLLMProxy:
         raise ProxyError(f"no free port after 3 attempts\n{self.log_tail()}")
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise ProxyError(
-                    f"the LiteLLM proxy exited with {self.process.returncode} while starting\n"
-                    f"{self.log_tail()}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/liveliness", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        raise ProxyError(
-            f"the LiteLLM proxy did not answer in {_START_TIMEOUT:.0f} s\n{self.log_tail()}"
+        def answers() -> bool:
+            with urllib.request.urlopen(f"{self.url}/health/liveliness", timeout=2) as answer:
+                return bool(answer.status == 200)
+
+        wait_ready(
+            self.process,
+            answers,
+            what="the LiteLLM proxy",
+            timeout=_START_TIMEOUT,
+            log_tail=self.log_tail,
+            error=ProxyError,
         )
 
     def stop(self) -> None:

@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 import requests
 from IPython.core.error import UsageError
-from real_servers import LiteLLMProxy, require_litellm
 
 import nbchat
 from nbchat.client import ChatClient
@@ -40,6 +39,7 @@ from nbchat.testing import LoopbackServer, RawSSE, Reply, ScriptItem, Status
 
 from conftest import follow
 from ipython_shell import Shell, make_shell
+from real_servers import LiteLLMProxy, require_litellm
 
 pytestmark = pytest.mark.timeout(240)  # the first test also waits for the proxy to start
 
