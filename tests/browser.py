@@ -96,3 +96,18 @@ def run_cell(page: Any, index: int, execution_count: int) -> Any:
     page.keyboard.press("Control+Enter")
     expect(cell.locator(".jp-InputPrompt")).to_have_text(f"[{execution_count}]:", timeout=WAIT_MS)
     return cell
+
+
+# A watcher of the panel's transcript: every distinct text it showed, frame by frame.
+WATCH = """() => {
+  const states = (window.__nbchatStates = []);
+  window.__nbchatWatching = true;
+  const sample = () => {
+    const box = document.querySelector('.nbchat-panel .nbchat-transcript');
+    const text = box ? box.innerText : '';
+    if (states[states.length - 1] !== text) states.push(text);
+    if (window.__nbchatWatching) requestAnimationFrame(sample);
+  };
+  sample();
+}"""
+STOP_WATCHING = "() => { window.__nbchatWatching = false; return window.__nbchatStates; }"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,22 @@ def follow(session: ChatSession, observer: Callable[[Reply], None]) -> Callable[
             each()
 
     return stop
+
+
+def stream_to_end(client: ChatClient) -> Any:
+    """Ask ``client`` one short question and read the stream to its end; the result."""
+    from nbchat.protocol import ChatRequest
+
+    with client.stream(
+        ChatRequest.build("test-model", [{"role": "user", "content": "hi"}])
+    ) as stream:
+        for _ in stream:
+            pass
+    return stream.result
+
+
+def one_line(error: BaseException) -> str:
+    """``str(error)``, which must be one line."""
+    text = str(error)
+    assert "\n" not in text, text
+    return text

@@ -28,7 +28,7 @@ import pytest
 from nbchat.testing import LoopbackServer
 from nbchat.testing.script import Reply
 
-from browser import ARTIFACTS, WAIT_MS, chromium, explained, run_cell
+from browser import ARTIFACTS, STOP_WATCHING, WAIT_MS, WATCH, chromium, explained, run_cell
 from jupyter_app import JupyterServer, Kind, notebook_root
 
 NOTEBOOK = "panel.ipynb"
@@ -70,18 +70,6 @@ Careful: <script>window.pwned = "script"</script> and <img src=x onerror="window
 and [a link](javascript:window.pwned='link') and <b onmouseover="window.pwned='b'">bold</b>.
 """
 
-WATCH = """() => {
-  const states = (window.__nbchatStates = []);
-  window.__nbchatWatching = true;
-  const sample = () => {
-    const box = document.querySelector('.nbchat-panel .nbchat-transcript');
-    const text = box ? box.innerText : '';
-    if (states[states.length - 1] !== text) states.push(text);
-    if (window.__nbchatWatching) requestAnimationFrame(sample);
-  };
-  sample();
-}"""
-STOP_WATCHING = "() => { window.__nbchatWatching = false; return window.__nbchatStates; }"
 FINISHED = """(panel) => {
   const turns = panel.querySelectorAll('.nbchat-turn');
   const last = turns[0];  // the transcript is drawn bottom-up: the newest comes first

@@ -23,26 +23,13 @@ import pytest
 from nbchat.testing import LoopbackServer
 from nbchat.testing.script import Reply
 
-from browser import ARTIFACTS, WAIT_MS, chromium, explained, run_cell
+from browser import ARTIFACTS, STOP_WATCHING, WAIT_MS, WATCH, chromium, explained, run_cell
 from jupyter_app import JupyterServer, Kind, notebook_root
 
 NOTEBOOK = "keys.ipynb"
 FIRST = "The first answer. " + " ".join(f"a{i}" for i in range(60)) + " End of the first."
 SECOND = "A second answer, regenerated. " + " ".join(f"b{i}" for i in range(60)) + " Fin."
 LOST = "This panel lost its kernel: run %chat panel again"
-
-WATCH = """() => {
-  const states = (window.__nbchatStates = []);
-  window.__nbchatWatching = true;
-  const sample = () => {
-    const box = document.querySelector('.nbchat-panel .nbchat-transcript');
-    const text = box ? box.innerText : '';
-    if (states[states.length - 1] !== text) states.push(text);
-    if (window.__nbchatWatching) requestAnimationFrame(sample);
-  };
-  sample();
-}"""
-STOP_WATCHING = "() => { window.__nbchatWatching = false; return window.__nbchatStates; }"
 
 
 def open_notebook(page: Any, jupyter: JupyterServer, cells: int) -> None:

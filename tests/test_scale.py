@@ -15,27 +15,13 @@ import pytest
 from nbchat.client import ChatClient
 from nbchat.errors import APIError, IncompleteStreamError
 from nbchat.highlight import MAX_HIGHLIGHT
-from nbchat.protocol import ChatRequest, ChatResult
 from nbchat.render import render_markdown
 from nbchat.stream import ChatStream
 from nbchat.testing import LoopbackServer, RawSSE, Status
 
+from conftest import one_line, stream_to_end
+
 LIMIT = 64 * 1024
-
-
-def run(client: ChatClient) -> ChatResult:
-    request = ChatRequest.build("test-model", [{"role": "user", "content": "Hi"}], {})
-    with client.stream(request) as stream:
-        for _ in stream:
-            pass
-    assert stream.result is not None
-    return stream.result
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error)
-    assert "\n" not in text, text
-    return text
 
 
 def event(content: str) -> bytes:
@@ -66,7 +52,7 @@ def test_an_event_past_the_limit_ends_the_reply_and_keeps_its_text(
     body = event("Hello, ") + event("world") + piece * (2 * LIMIT // len(piece))
     server.enqueue(RawSSE(body, piece_size=1024))
     with pytest.raises(IncompleteStreamError) as caught:
-        run(client)
+        stream_to_end(client)
     message = one_line(caught.value)
     assert "sent an event of more than 0.0625 MiB without ending the reply" in message
     assert "the text so far is kept" in message
@@ -81,7 +67,7 @@ def test_endless_unknown_fields_end_the_reply_past_its_limit(
     body = event("Hello") + b"x-progress: 1\n\n" * (8 * LIMIT // 15)
     server.enqueue(RawSSE(body, piece_size=4096))
     with pytest.raises(IncompleteStreamError) as caught:
-        run(client)
+        stream_to_end(client)
     assert "sent more than 0.25 MiB of body without ending the reply" in one_line(caught.value)
     assert caught.value.partial.text == "Hello"
 
@@ -151,7 +137,7 @@ def test_a_conversation_too_long_for_the_model_says_so_and_what_to_do(
 ) -> None:
     server.enqueue(Status(400, body=body))
     with pytest.raises(APIError) as caught:
-        run(client)
+        stream_to_end(client)
     message = one_line(caught.value)
     assert message.startswith("The conversation is too long for the model's context (HTTP 400")
     for way_out in ("%%chat --new", "--no-history", "%chat reset"):

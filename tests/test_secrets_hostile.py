@@ -20,10 +20,9 @@ from IPython.core.error import UsageError
 
 from nbchat.client import ChatClient
 from nbchat.errors import NbChatError
-from nbchat.protocol import ChatRequest
 from nbchat.testing import LoopbackServer, RawSSE, Reply, Status
 
-from conftest import fast_settings
+from conftest import fast_settings, stream_to_end
 from ipython_shell import Shell, make_shell
 
 SECRET = "sk-hostile-7d1e0c9b8a6f4e2d0c1b3a5f7e9d8c6b"
@@ -38,17 +37,6 @@ def assert_no_part_of(secret: str, *texts: str) -> None:
     for text in texts:
         leaked = [part for part in fragments_of(secret) if part in text]
         assert leaked == [], text
-
-
-def ask() -> ChatRequest:
-    return ChatRequest.build("test-model", [{"role": "user", "content": "hi"}])
-
-
-def drain(client: ChatClient) -> Any:
-    with client.stream(ask()) as stream:
-        for _ in stream:
-            pass
-    return stream.result
 
 
 # -- scrub first, then cut ---------------------------------------------------------------
@@ -69,7 +57,7 @@ def test_a_key_across_the_quote_cut_is_not_quoted_in_part(
     client = ChatClient(fast_settings(server.base_url).with_key(SECRET))
     server.enqueue(RawSSE(body))
     with pytest.raises(NbChatError) as caught:
-        drain(client)
+        stream_to_end(client)
     error = caught.value
     assert_no_part_of(SECRET, str(error), repr(error), repr(getattr(error, "error", None)))
 
@@ -133,7 +121,7 @@ def test_loopback_requests_never_reach_a_proxy(
     monkeypatch.setenv(variable, proxy.url)
     client = ChatClient(fast_settings(server.base_url, max_retries=0).with_key(SECRET))
     server.enqueue(Reply(text="direct"))
-    assert drain(client).text == "direct"
+    assert stream_to_end(client).text == "direct"
     client.list_models()
     assert proxy.received == []
     assert [r.headers.get("authorization") for r in server.requests] == [f"Bearer {SECRET}"] * 2
@@ -146,12 +134,12 @@ def test_a_proxy_variable_does_not_stick_after_it_is_unset(
     monkeypatch.setenv("ALL_PROXY", proxy.url)
     server.enqueue(Reply(text="first"))
     with contextlib.suppress(NbChatError):  # whatever became of it, the next one matters
-        drain(client)
+        stream_to_end(client)
     seen = len(proxy.received)
     monkeypatch.delenv("ALL_PROXY")
     other = ChatClient(fast_settings(server.base_url, max_retries=0).with_key(SECRET))
     server.enqueue(Reply(text="second"))
-    assert drain(other).text == "second"
+    assert stream_to_end(other).text == "second"
     assert len(proxy.received) == seen
 
 
