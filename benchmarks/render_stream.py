@@ -6,6 +6,10 @@ not depend on how busy the machine is: only the CPU time is real. For each, nbch
 display reports the most outputs the cell held at any moment (JupyterLab shows 50, then hides
 the rest behind "Show more outputs") and the bytes sent over the final HTML's.
 
+Both ways nbchat streams into a cell are measured: into outputs (any frontend; finished blocks
+merged into at most ten outputs) and into one live widget (where a frontend draws widgets:
+finished blocks sent once, the open tail resent).
+
 For the 100 KB reply, two naive ways of doing the same are measured in the same run:
 
 - *per chunk*: render the whole reply again for each piece and resend it in one output;
@@ -140,6 +144,25 @@ class CountingSink:
             self.outputs.clear()
 
 
+class CountingLiveView:
+    """A live widget that counts what it would send to the page, into ``sink``'s figures."""
+
+    def __init__(self, sink: CountingSink) -> None:
+        self.sink = sink
+
+    def bundle(self) -> dict[str, Any]:
+        return {"text/plain": "streaming", "application/vnd.jupyter.widget-view+json": {}}
+
+    def update(self, *, append: str = "", tail: str | None = None, reset: bool = False) -> None:
+        message = {"append": append, "tail": tail, "reset": reset}
+        self.sink.messages += 1
+        self.sink.bytes += len(json.dumps(message, ensure_ascii=False).encode())
+        self.sink.html_bytes += len(append.encode()) + len((tail or "").encode())
+
+    def close(self) -> None:
+        self.sink.messages += 1
+
+
 class SimulatedClock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -148,10 +171,15 @@ class SimulatedClock:
         return self.now
 
 
-def run_nbchat(pieces: list[str]) -> dict[str, float]:
+def run_nbchat(pieces: list[str], *, live: bool = False) -> dict[str, float]:
     clock = SimulatedClock()
     sink = CountingSink()
-    display = CellDisplay(sink, policy=UpdatePolicy(clock=clock), flush_when_quiet=False)
+    display = CellDisplay(
+        sink,
+        policy=UpdatePolicy(clock=clock),
+        flush_when_quiet=False,
+        live=(lambda: CountingLiveView(sink)) if live else None,
+    )
     reply = Reply("benchmark", model="bench-model")
     cpu = time.process_time()
     display(reply)
@@ -207,20 +235,11 @@ def main() -> None:
     header = f"{'reply':>9}{'final HTML':>12}{'render CPU':>12}{'% of stream':>12}"
     header += f"{'updates':>9}{'/s':>6}{'peak outputs':>14}{'HTML sent':>12}{'× final':>9}"
     header += f"{'all data':>12}{'× final':>9}"
-    print(header)
-    for size in SIZES:
-        text = make_reply(size)
-        pieces = split(text, len(text) // PIECE_BYTES)
-        final_html = len(render_markdown(text).encode())
-        seconds = len(pieces) / RATE
-        ours = run_nbchat(pieces)
-        print(
-            f"{len(text.encode()):>9,}{final_html:>12,}{ours['cpu']:>11.2f}s"
-            f"{100 * ours['cpu'] / seconds:>11.1f}%{ours['updates']:>9,.0f}"
-            f"{ours['updates'] / seconds:>6.1f}{ours['peak_outputs']:>14,.0f}"
-            f"{ours['html_bytes']:>12,.0f}{ours['html_bytes'] / final_html:>8.2f}×"
-            f"{ours['bytes']:>12,.0f}{ours['bytes'] / final_html:>8.2f}×"
-        )
+    for live in (False, True):
+        print("into one live widget:" if live else "into outputs:")
+        print(header)
+        for size in SIZES:
+            report_size(size, live=live)
     print(
         "targets: ≤ 20 updates/s, ≤ 10 outputs, bytes sent ≤ 4× the final HTML, render CPU "
         "≤ 10% of the stream. 'All data' adds the final output's text/markdown and text/plain "
@@ -234,8 +253,23 @@ def main() -> None:
     print(
         f"{NAIVE_SIZE:,} bytes, naively: every chunk re-rendered and resent costs "
         f"{naive_chunk['cpu']:,.0f} s of CPU and {naive_chunk['bytes'] / ours['bytes']:,.0f}× "
-        f"the bytes nbchat sends; at 15 updates/s {naive_throttled['cpu']:,.0f} s and "
-        f"{naive_throttled['bytes'] / ours['bytes']:,.0f}×"
+        f"the bytes nbchat sends into outputs; at 15 updates/s {naive_throttled['cpu']:,.0f} s "
+        f"and {naive_throttled['bytes'] / ours['bytes']:,.0f}×"
+    )
+
+
+def report_size(size: int, *, live: bool) -> None:
+    text = make_reply(size)
+    pieces = split(text, len(text) // PIECE_BYTES)
+    final_html = len(render_markdown(text).encode())
+    seconds = len(pieces) / RATE
+    ours = run_nbchat(pieces, live=live)
+    print(
+        f"{len(text.encode()):>9,}{final_html:>12,}{ours['cpu']:>11.2f}s"
+        f"{100 * ours['cpu'] / seconds:>11.1f}%{ours['updates']:>9,.0f}"
+        f"{ours['updates'] / seconds:>6.1f}{ours['peak_outputs']:>14,.0f}"
+        f"{ours['html_bytes']:>12,.0f}{ours['html_bytes'] / final_html:>8.2f}×"
+        f"{ours['bytes']:>12,.0f}{ours['bytes'] / final_html:>8.2f}×"
     )
 
 

@@ -37,6 +37,7 @@ from .reply import Reply
 __all__ = [
     "CellDisplay",
     "IPythonSink",
+    "LiveView",
     "OutputSink",
     "UpdatePolicy",
     "final_bundle",
@@ -54,6 +55,21 @@ class OutputSink(Protocol):
 
     def clear(self, *, wait: bool) -> None:
         """Remove the cell's outputs: now, or once the next one arrives (``wait``, no flicker)."""
+
+
+class LiveView(Protocol):
+    """One output that adds what it is sent (:class:`nbchat.live_reply.LiveReply`): finished
+    HTML crosses once and only the open tail is resent, with no limit on outputs to work
+    around."""
+
+    def bundle(self) -> dict[str, Any]:
+        """The output data that shows the view in the cell."""
+
+    def update(self, *, append: str = "", tail: str | None = None, reset: bool = False) -> None:
+        """Forget the finished HTML (``reset``), add ``append`` to it, show ``tail`` after it."""
+
+    def close(self) -> None:
+        """Let the page forget the view: the cell's final output has replaced it."""
 
 
 class IPythonSink:
@@ -162,6 +178,7 @@ class CellDisplay:
         policy: UpdatePolicy | None = None,
         flush_when_quiet: bool = True,
         max_outputs: int = 10,
+        live: Callable[[], LiveView] | None = None,
     ) -> None:
         if max_outputs < 2:
             raise ValueError(f"max_outputs must be at least 2, got {max_outputs}")
@@ -180,6 +197,10 @@ class CellDisplay:
         self._held: list[str] = []  # what each of them holds ("" once merged away)
         self._used = 0  # how many of them, from the first, hold HTML
         self._places = _placements(max_outputs - 1)
+        self._make_live = live
+        """Makes the one output a reply streams into, where the frontend draws widgets; the
+        outputs above the tail are used only without it."""
+        self._live: LiveView | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
 
@@ -218,13 +239,30 @@ class CellDisplay:
             self._timer.cancel()
             self._timer = None
 
-    def _show_tail(self, body: str) -> int:
-        """Show ``body`` as the open tail; returns the bytes sent."""
+    def _show_tail(self, body: str, *, finished: str = "") -> int:
+        """Show ``body`` as the open tail, after ``finished`` (HTML just finished, for a live
+        view: outputs get it from :meth:`_place`); returns the tail's bytes sent."""
+        if self._make_live is not None:
+            return self._update_live(body, finished)
         if body == (self._tail_shown or ""):
             return 0
         self._send(self._display_id, body, replace=self._tail_shown is not None)
         self._tail_shown = body
         return len(body)
+
+    def _update_live(self, tail: str, finished: str, *, reset: bool = False) -> int:
+        if self._live is None:
+            assert self._make_live is not None
+            self._live = self._make_live()
+            self.sink.show(self._live.bundle(), {}, self._display_id)
+            self.updates += 1
+        new_tail = None if tail == (self._tail_shown or "") and not reset else tail
+        if not (finished or reset or new_tail is not None):
+            return 0
+        self._live.update(append=finished, tail=new_tail, reset=reset)  # one message: no
+        self.updates += 1  # moment shows a block both finished and still in the tail
+        self._tail_shown = tail
+        return len(new_tail or "")
 
     def _redraw(self, reply: Reply) -> None:
         texts = reply.texts()
@@ -240,13 +278,13 @@ class CellDisplay:
             parts = self.renderer.update(text, highlight_tail=False)
             finished_html = "".join(parts.finished[self._sent_blocks :])
             self._sent_blocks = len(parts.finished)
-            if finished_html:
+            if finished_html and self._make_live is None:
                 self._place(finished_html)
             tail = parts.tail
         self.policy.record(
             render_seconds=self.renderer.render_seconds - before,
             finished_bytes=len(finished_html),
-            tail_bytes=self._show_tail(tail),
+            tail_bytes=self._show_tail(tail, finished=finished_html),
         )
 
     def _place(self, html_text: str) -> None:
@@ -285,6 +323,13 @@ class CellDisplay:
             views.choice_heading(i + 1) + render_markdown(text) for i, text in enumerate(texts)
         )
         body += views.streaming_marker_html(reply.model)
+        if self._make_live is not None:
+            self.policy.record(
+                render_seconds=time.perf_counter() - started,
+                finished_bytes=0,
+                tail_bytes=self._update_live(body, "", reset=True),
+            )
+            return
         for output in range(self._used):  # what the first choice showed alone goes
             self._rewrite(output, "")
         self._used = 0
@@ -303,13 +348,18 @@ class CellDisplay:
         self.updates += 1
 
     def _finish(self, reply: Reply) -> None:
-        if reply.status in ("failed", "interrupted") and not any(reply.texts()):
-            self.sink.clear(wait=False)  # nothing to keep: the one-line reason says it all
-            return
-        data, metadata = final_bundle(reply, {0: self.renderer})
-        self.sink.clear(wait=True)
-        self.sink.show(data, metadata, uuid.uuid4().hex)
-        self.updates += 1
+        try:
+            if reply.status in ("failed", "interrupted") and not any(reply.texts()):
+                self.sink.clear(wait=False)  # nothing to keep: the one-line reason says it all
+                return
+            data, metadata = final_bundle(reply, {0: self.renderer})
+            self.sink.clear(wait=True)
+            self.sink.show(data, metadata, uuid.uuid4().hex)
+            self.updates += 1
+        finally:
+            if self._live is not None:
+                self._live.close()
+                self._live = None
 
 
 def _fill(times: int, slots: int, first: int) -> Iterator[tuple[int, int | None]]:

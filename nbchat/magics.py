@@ -202,9 +202,14 @@ class ChatMagics(Magics):
     def _display(self) -> ReplyObserver:
         from .runtime import frontend
 
-        if self.shell is not None and frontend(self.shell).rich:
+        where = frontend(self.shell) if self.shell is not None else None
+        if where is not None and where.rich:
             from .display import CellDisplay, IPythonSink
 
+            if where.draws_widgets:  # one output, however long the reply (no output limit)
+                from .live_reply import LiveReply
+
+                return CellDisplay(IPythonSink(self.shell), live=LiveReply)
             return CellDisplay(IPythonSink(self.shell))
         from .terminal import PlainDisplay
 

@@ -9,6 +9,7 @@ nothing imports it at all when it is not already loaded.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,6 +60,10 @@ class Frontend:
     """Outputs are shown as HTML by a frontend (a kernel); False for terminal IPython."""
     widgets: bool
     """Widgets can be shown (a kernel with comms)."""
+    draws_widgets: bool = False
+    """A frontend known to draw widgets is attached (JupyterLab, Notebook 7 and other
+    clients of a Jupyter server, VS Code, Colab); not so for nbclient, nbconvert or a
+    console, where nothing would draw a widget and a reply must stream as outputs."""
 
     @property
     def terminal(self) -> bool:
@@ -69,7 +74,24 @@ def frontend(shell: Any = None) -> Frontend:
     """The capabilities of ``shell`` (default: the running shell)."""
     shell = shell if shell is not None else running_shell()
     rich = _rich_output(shell)
-    return Frontend(shell=shell, rich=rich, widgets=rich and hasattr(shell, "kernel"))
+    widgets = rich and hasattr(shell, "kernel")
+    return Frontend(
+        shell=shell,
+        rich=rich,
+        widgets=widgets,
+        draws_widgets=widgets and _widget_frontend(user_namespace(shell)),
+    )
+
+
+def _widget_frontend(namespace: Mapping[str, Any]) -> bool:
+    # A Jupyter server names the notebook in every kernel it starts; VS Code says so in the
+    # environment and the namespace; Colab's kernel has its module loaded.
+    return bool(
+        os.environ.get("JPY_SESSION_NAME")
+        or os.environ.get("VSCODE_PID")
+        or "__vsc_ipynb_file__" in namespace
+        or "google.colab" in sys.modules
+    )
 
 
 def _rich_output(shell: Any) -> bool:

@@ -239,3 +239,98 @@ def test_the_final_bundle_holds_markdown_exactly_and_names_the_model() -> None:
     assert "<strong>bold</strong>" in data["text/html"]
     assert "<script>" not in data["text/html"]
     assert metadata["nbchat"]["model"] == "m" and metadata["nbchat"]["status"] == "done"
+
+
+class LivePage:
+    """A live widget as the page draws it: finished HTML added to, an open tail replaced."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.finished = ""
+        self.tail = ""
+        self.appended: list[str] = []
+        self.messages = 0
+        self.closed = False
+
+    def bundle(self) -> dict[str, Any]:
+        return {"text/plain": "streaming", "application/vnd.jupyter.widget-view+json": {}}
+
+    def update(self, *, append: str = "", tail: str | None = None, reset: bool = False) -> None:
+        assert not self.closed
+        self.messages += 1
+        if reset:
+            self.finished = ""
+        self.finished += append
+        self.appended.append(append)
+        if tail is not None:
+            self.tail = tail
+
+    def close(self) -> None:
+        self.closed = True
+
+    def visible_html(self) -> str:
+        return self.finished + self.tail
+
+
+class LiveStreamed(Streamed):
+    def __init__(self, step: float = 1.0) -> None:
+        self.views: list[LivePage] = []
+        self.clock = ManualClock()
+        self.step = step
+        self.page = Page()
+        self.display = CellDisplay(
+            self.page,
+            policy=UpdatePolicy(clock=self.clock),
+            flush_when_quiet=False,
+            live=self._view,
+        )
+        self.reply = Reply("q", model="m")
+        self.display(self.reply)
+
+    def _view(self) -> LivePage:
+        self.views.append(LivePage(self.page))
+        return self.views[-1]
+
+
+def test_a_live_widget_holds_a_long_reply_in_one_output_sending_each_block_once() -> None:
+    text = many_blocks(400)
+    streamed = LiveStreamed()
+    (view,) = streamed.views  # made for the placeholder, before anything arrived
+    assert "asking m" in view.tail
+    oracle = IncrementalRenderer()
+    for count, so_far in enumerate(streamed.pieces(text, (7, 1, 13, 3))):
+        assert len(streamed.page.outputs) == 1, count
+        parts = oracle.update(so_far, highlight_tail=False)
+        assert view.visible_html() == "".join(parts.finished) + parts.tail, count
+    assert view.visible_html() == render_markdown(text)
+    finished = "".join(IncrementalRenderer().update(text, highlight_tail=False).finished)
+    assert "".join(view.appended) == finished  # every finished block crossed exactly once
+    assert [kind for kind, _, _ in streamed.page.messages] == ["show"]  # no output rewritten
+    streamed.end()
+    assert view.closed and streamed.page.most_outputs == 1
+    (final,) = streamed.page.outputs.values()
+    assert render_markdown(text) in final and 'class="nbchat-footer"' in final
+
+
+def test_a_live_widget_starts_again_when_a_second_choice_arrives() -> None:
+    streamed = LiveStreamed()
+    for _ in streamed.pieces("\n\n".join(paragraphs(30)) + "\n", (9,)):
+        pass
+    streamed.reply.receive({"choices": [{"index": 1, "delta": {"content": "Another answer."}}]})
+    streamed.clock.now += 1.0
+    streamed.display(streamed.reply)
+    (view,) = streamed.views
+    visible = view.visible_html()
+    assert visible.count("Paragraph number 3 with") == 1, visible
+    assert visible.index("Choice 1") < visible.index("Choice 2") < visible.index("Another")
+
+
+@pytest.mark.parametrize("status", ["interrupted", "failed"])
+def test_a_live_widget_that_gets_no_text_is_removed_and_closed(status: ReplyStatus) -> None:
+    streamed = LiveStreamed()
+    streamed.reply.receive({"choices": []})
+    streamed.display(streamed.reply)
+    streamed.reply.end(status)
+    streamed.display(streamed.reply)
+    (view,) = streamed.views
+    assert view.closed and streamed.page.outputs == {}

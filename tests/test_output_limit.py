@@ -3,7 +3,9 @@
 JupyterLab shows the first 50 outputs of a cell and hides the rest behind "Show more outputs",
 where they stop updating. A reply of 200 Markdown blocks streams from the loopback server into
 ``%%chat``: in a real kernel, the outputs a frontend would hold are counted after every iopub
-message; in a real JupyterLab, the cell is watched on every animation frame while it streams.
+message (no frontend is attached: the reply streams into at most ten outputs); in a real
+JupyterLab, which draws widgets, the reply streams into one live widget, and the cell is
+watched on every animation frame while it streams.
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def test_a_long_reply_never_holds_more_than_ten_outputs_in_a_kernel(
 
 LIVE_CELL = """(index) => {
   const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
-  const seen = {outputs: 0, trimmed: 0, frames: 0, emptied: 0, emptyHeight: 0};
+  const seen = {outputs: 0, trimmed: 0, frames: 0, emptied: 0, emptyHeight: 0, live: []};
   window.__nbchatSeen = seen;
   window.__nbchatWatching = true;
   const sample = () => {
@@ -94,6 +96,9 @@ LIVE_CELL = """(index) => {
     seen.frames += 1;
     seen.outputs = Math.max(seen.outputs, children.length);
     seen.trimmed += cell.querySelectorAll('.jp-TrimmedOutputs').length;
+    const live = cell.querySelector('.nbchat-live');
+    const shown = live ? live.innerText.length : 0;
+    if (shown && shown !== seen.live[seen.live.length - 1]) seen.live.push(shown);
     for (const child of children) {
       const output = child.querySelector('.jp-OutputArea-output');
       if (output && !output.innerHTML.trim()) {
@@ -109,7 +114,7 @@ LIVE_CELL = """(index) => {
 STOP = "() => { window.__nbchatWatching = false; return window.__nbchatSeen; }"
 
 
-def test_jupyterlab_never_hides_outputs_of_a_long_reply(
+def test_jupyterlab_streams_a_long_reply_into_one_live_output(
     server: LoopbackServer, tmp_path: Path
 ) -> None:
     root = notebook_root(tmp_path, "lab", "long.ipynb", ["%load_ext nbchat", "%%chat\nTeach me"])
@@ -130,8 +135,36 @@ def test_jupyterlab_never_hides_outputs_of_a_long_reply(
             seen = notes["seen"] = page.evaluate(STOP)
             assert seen["frames"] > 30, seen
             assert seen["trimmed"] == 0, seen
-            assert 3 <= seen["outputs"] <= MOST_OUTPUTS, seen
-            assert seen["emptied"] > 0, seen  # merged outputs were emptied for what came next…
-            assert seen["emptyHeight"] < 2, seen  # …and took no room meanwhile
+            # JupyterLab draws widgets: the reply streams into one widget, not into outputs.
+            assert seen["outputs"] == 1, seen
+            assert len(seen["live"]) > 10, seen  # it grew as it came…
+            assert seen["live"] == sorted(seen["live"]), seen  # …and never lost text
+            assert seen["emptyHeight"] < 2, seen
             assert cell.locator(".jp-OutputArea-child").count() == 1
             assert "The end." in cell.locator(".nbchat-reply").inner_text()
+
+
+def test_under_a_jupyter_server_a_long_reply_streams_into_one_widget(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    text = long_reply()
+    server.enqueue(Reply(text, chunk_size=6, delay=0.002))
+    # A Jupyter server names the notebook in the kernel's environment: a frontend that draws
+    # widgets is attached.
+    with nbchat_kernel(server.base_url, tmp_path, JPY_SESSION_NAME="tutorial.ipynb") as kernel:
+        run = kernel.execute("%%chat\nWrite a tutorial", cell_id="tutorial")
+    assert run.reply_status == "ok", run.describe()[:3000]
+    assert max(live_outputs(run)) == 1
+    kinds = [m.msg_type for m in run.messages]
+    assert kinds.count("comm_open") == kinds.count("comm_close") >= 1, kinds  # none left
+    assert "update_display_data" not in kinds  # nothing resent as an output
+    appended = [
+        m.content["data"]["content"].get("append", "")
+        for m in run.messages
+        if m.msg_type == "comm_msg" and m.content["data"].get("method") == "custom"
+    ]
+    assert len(appended) >= 10  # drawn as it came
+    (final,) = run.final_outputs()
+    assert final["data"]["text/plain"] == text
+    html = final["data"]["text/html"]
+    assert "".join(appended).count("<h2>") == html.count("<h2>") == BLOCKS // 4  # sent once each

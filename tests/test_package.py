@@ -146,6 +146,7 @@ LAYERS: dict[str, int] = {
             "panel_controls",
             "panel_view",
             "composer",
+            "live_reply",
         ],
         7,
     ),
