@@ -212,7 +212,8 @@ class Settings:
     """Most tokens one request may send, history included; None: the model's default
     (:func:`nbchat.budget.default_budget`). ``auto`` means None."""
     prices: str | None = None
-    """The price table's file; None: ``$NBCHAT_HOME/prices.json`` (:mod:`nbchat.prices`)."""
+    """The price table's file; None: ``prices.json`` beside the history file
+    (:mod:`nbchat.prices`)."""
     spend_limit: float | None = None
     """Dollars this session may spend before the next request is refused; None: no limit."""
 
@@ -382,7 +383,7 @@ class Settings:
             "context_tokens": self.context_tokens,
             "context_rows": self.context_rows,
             "context_budget": self.budget_description(),
-            "prices": self.prices or "default ($NBCHAT_HOME/prices.json)",
+            "prices": self.prices or "prices.json beside the history file",
             "spend_limit": "none" if self.spend_limit is None else f"${self.spend_limit:,.2f}",
         }
 

@@ -1,7 +1,8 @@
 """What a reply cost, from the user's own price table. nbchat ships no prices as truth.
 
-The table is a JSON file, ``$NBCHAT_HOME/prices.json`` unless the ``prices`` setting names
-another, mapping a model name to dollars per million tokens::
+The table is a JSON file, ``prices.json`` next to the history file (``$NBCHAT_HOME`` when it
+is set) unless the ``prices`` setting names another, mapping a model name to dollars per
+million tokens::
 
     {"gpt-4o-mini": {"input": 0.15, "cached_input": 0.075, "output": 0.60},
      "claude-": {"input": 3, "output": 15}}
@@ -24,17 +25,10 @@ from pathlib import Path
 
 from .errors import ConfigError
 
-__all__ = ["FILE_NAME", "Price", "PriceFile", "PriceTable", "default_prices_path", "format_dollars"]
+__all__ = ["FILE_NAME", "Price", "PriceFile", "PriceTable", "format_dollars"]
 
 FILE_NAME = "prices.json"
 _FIELDS = ("input", "cached_input", "output")
-
-
-def default_prices_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``$NBCHAT_HOME/prices.json``, or ``~/.nbchat/prices.json`` without ``NBCHAT_HOME``."""
-    env = os.environ if environ is None else environ
-    home = env.get("NBCHAT_HOME", "").strip()
-    return Path(os.path.expanduser(home or "~/.nbchat")) / FILE_NAME
 
 
 def format_dollars(amount: float) -> str:
@@ -157,9 +151,14 @@ class PriceFile:
         self._key: tuple[str, int, int] | None = None
         self._table = PriceTable({})
 
-    def table(self, path: str | None, environ: Mapping[str, str] | None = None) -> PriceTable:
-        """The table of ``path`` (the ``prices`` setting), or of the default path when None."""
-        file = Path(os.path.expanduser(path)) if path else default_prices_path(environ)
+    def table(self, path: str | None, default: Path | None = None) -> PriceTable:
+        """The table of ``path`` (the ``prices`` setting), else of ``default`` if it exists."""
+        if path:
+            file = Path(os.path.expanduser(path))
+        elif default is not None:
+            file = default
+        else:
+            return PriceTable({})
         try:
             stat = file.stat()
             key = (str(file), stat.st_mtime_ns, stat.st_size)

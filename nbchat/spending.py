@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from .budget import estimate_text
 from .config import Settings
 from .errors import SpendLimitError
-from .prices import Price, PriceFile, PriceTable, format_dollars
+from .prices import FILE_NAME, Price, PriceFile, PriceTable, format_dollars
 from .reply import Reply
+from .store import HistoryStore
 
 __all__ = ["Spending"]
 
@@ -35,7 +36,8 @@ class Spending:
     def table(self, settings: Settings) -> PriceTable:
         """The current price table (read again when its file changed); a bad file raises
         :class:`~nbchat.errors.ConfigError`."""
-        self._table = self._file.table(settings.prices)
+        default = HistoryStore.default_path().with_name(FILE_NAME)
+        self._table = self._file.table(settings.prices, default)
         return self._table
 
     def check(self, settings: Settings, model: str) -> None:

@@ -155,15 +155,23 @@ def test_environment_variables_set_the_budget_and_the_limit(
 def test_the_user_sees_that_a_big_value_was_cut(shell: Shell, env: LoopbackServer) -> None:
     shell.run("big = 'x' * 324_000")
     assert shell.run("%chat config context_budget=50000").success
-    env.enqueue(Reply("It is all x."))
+    answer = "It is all x.\n\n" + "".join(f"Paragraph {n} about x.\n\n" for n in range(60))
+    env.enqueue(Reply(answer, chunk_size=8, delay=0.002))
     assert shell.run("%%chat\nWhat is in {big}?").success
     sent = env.chat_requests[-1].json["messages"][-1]["content"]
     assert sent.count("x") == 100_000 and "224,000 more characters cut" in sent
     html = final_html(shell)
     notice = "{big} was cut to 100,000 of 324,000 characters"
     assert notice in html and html.index(notice) < html.index("It is all x.")
-    shown_while_asking = shell.publisher.messages[0].data["text/html"]
-    assert notice in shown_while_asking
+    first = shell.publisher.messages[0]
+    assert notice in first.data["text/html"]  # shown from the moment it is asked
+    streamed = [m for m in shell.publisher.messages if m.kind != "clear" and not m.metadata]
+    first_output = [m for m in streamed if m.display_id == first.display_id]
+    assert len(streamed) > 3 and all(notice in m.data["text/html"] for m in first_output)
+    later = [m.display_id for m in streamed if m.display_id != first.display_id]
+    assert later and all(
+        notice not in m.data["text/html"] for m in streamed if m.display_id in later
+    )
 
 
 def test_a_long_paste_gets_a_warning_with_its_tokens(
