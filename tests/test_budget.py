@@ -360,3 +360,39 @@ def test_the_default_price_file_is_optional_and_read_again_when_edited(
     write_prices(tmp_path / "home" / "prices.json", {"test-model": {"input": 1, "output": 1}})
     server.enqueue(Scripted("ok", usage=USAGE, include_usage_chunk=True))
     assert chat.ask("now priced").cost == pytest.approx(0.25)
+
+
+# -- the panel ------------------------------------------------------------------------------
+
+
+def test_the_panels_footer_and_status_say_how_many_turns_were_left_out(
+    session: ChatSession, server: LoopbackServer
+) -> None:
+    import html
+    import re
+
+    from nbchat.panel import ChatPanel
+
+    fill_history(session, 300)
+    server.enqueue(Scripted("By region, then."))
+    panel = ChatPanel(session, namespace={}, load_models=False)
+    try:
+        panel.input.value = "and by region?"
+        panel.send_button.click()
+        panel.wait(10)
+        left_out = session.last_reply.turns_left_out if session.last_reply else 0
+        assert left_out > 250
+        assert f"{left_out} earlier turns left out" in panel.status_text
+        shown = html.unescape(re.sub(r"<[^>]+>", " ", " ".join(html_values(panel.transcript))))
+        assert f"{left_out} earlier turns left out" in shown
+    finally:
+        panel.close()
+
+
+def html_values(widget: object) -> list[str]:
+    """Every HTML string under a widget."""
+    value = getattr(widget, "value", None)
+    values = [value] if isinstance(value, str) else []
+    for child in getattr(widget, "children", ()):
+        values.extend(html_values(child))
+    return values
