@@ -55,6 +55,9 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "include_usage",
     "context_tokens",
     "context_rows",
+    "context_budget",
+    "prices",
+    "spend_limit",
 )
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 
@@ -222,7 +225,12 @@ def _configure(settings: Settings, name: str, value: Any) -> Settings:
         if name == "base_url":
             return settings.with_base_url(str(value), source="%chat config")
         if name in _SETTING_FIELDS:
-            return replace(settings, **{name: value})
+            updated = replace(settings, **{name: value})
+            if name == "prices" and updated.prices is not None:
+                from .prices import PriceFile
+
+                PriceFile().table(updated.prices)  # a bad file is one line now, not at the ask
+            return updated
     except ConfigError as error:
         raise usage_error(error) from None
     if name in _REQUEST_FIELDS or name.startswith("param."):
@@ -257,16 +265,10 @@ def key(ctx: CommandContext, args: argparse.Namespace) -> None:
 
 
 def usage(ctx: CommandContext, args: argparse.Namespace) -> None:
-    totals = ctx.session.usage
-    print(
-        f"{views.counted(totals.replies, 'reply', 'replies')}: {totals.prompt_tokens:,} prompt + "
-        f"{totals.completion_tokens:,} completion = {totals.total_tokens:,} tokens"
-    )
-    for name, tokens in sorted(totals.by_model.items()):
-        _say(f"  {name}: {tokens:,} tokens")
-    if totals.replies_without_usage:
-        missing = views.counted(totals.replies_without_usage, "reply", "replies")
-        print(f"  ({missing} came without usage figures)")
+    from .usage_report import usage_lines
+
+    for line in usage_lines(ctx.session):
+        _say(line)
 
 
 def export_to(ctx: CommandContext, args: argparse.Namespace) -> None:

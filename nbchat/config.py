@@ -153,6 +153,28 @@ def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+def _env_budget(environ: Mapping[str, str]) -> int | None:
+    raw = environ.get("NBCHAT_CONTEXT_BUDGET", "").strip()
+    if raw.lower() in ("", "auto"):
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"NBCHAT_CONTEXT_BUDGET={raw!r} is not a whole number of tokens or auto")
+    return int(raw)
+
+
+def _env_dollars(environ: Mapping[str, str]) -> float | None:
+    raw = environ.get("NBCHAT_SPEND_LIMIT", "").strip()
+    if raw.lower() in ("", "none", "off"):
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"NBCHAT_SPEND_LIMIT={raw!r} is not a number of dollars ≥ 0")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a request needs besides its messages. Immutable: change with ``replace``."""
@@ -186,6 +208,14 @@ class Settings:
     """Most tokens one dataframe summary may take in a prompt (estimated offline)."""
     context_rows: int = 0
     """Sample rows a dataframe summary shows; 0 keeps the data's values out of prompts."""
+    context_budget: int | None = None
+    """Most tokens one request may send, history included; None: the model's default
+    (:func:`nbchat.budget.default_budget`). ``auto`` means None."""
+    prices: str | None = None
+    """The price table's file; None: ``prices.json`` beside the history file
+    (:mod:`nbchat.prices`)."""
+    spend_limit: float | None = None
+    """Dollars this session may spend before the next request is refused; None: no limit."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -223,6 +253,37 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be a whole number ≥ {least}, got {value!r}")
+        self._check_spending_settings()
+
+    def _check_spending_settings(self) -> None:
+        """``context_budget``, ``prices`` and ``spend_limit``: their words for "none" become
+        None, anything else out of range is one line."""
+        from .budget import MIN_BUDGET
+
+        budget: object = self.context_budget
+        if isinstance(budget, str) and budget.strip().lower() in ("auto", ""):
+            object.__setattr__(self, "context_budget", None)
+        elif budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget < MIN_BUDGET
+        ):
+            raise ConfigError(
+                f"context_budget must be a whole number of tokens ≥ {MIN_BUDGET} or auto, "
+                f"got {budget!r}"
+            )
+        limit: object = self.spend_limit
+        if isinstance(limit, str) and limit.strip().lower() in ("none", "off", ""):
+            object.__setattr__(self, "spend_limit", None)
+        elif limit is not None and (
+            isinstance(limit, bool)
+            or not isinstance(limit, (int, float))
+            or not 0 <= limit < float("inf")
+        ):
+            raise ConfigError(f"spend_limit must be a number of dollars ≥ 0 or none, got {limit!r}")
+        prices: object = self.prices
+        if isinstance(prices, str) and prices.strip().lower() in ("none", ""):
+            object.__setattr__(self, "prices", None)
+        elif self.prices is not None and not isinstance(self.prices, str):
+            raise ConfigError(f"prices must be the path of a JSON file, got {self.prices!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -250,6 +311,9 @@ class Settings:
             max_retries=_env_int(env, "NBCHAT_MAX_RETRIES", 3),
             context_tokens=_env_int(env, "NBCHAT_CONTEXT_TOKENS", 1000),
             context_rows=_env_int(env, "NBCHAT_CONTEXT_ROWS", 0),
+            context_budget=_env_budget(env),
+            prices=env.get("NBCHAT_PRICES", "").strip() or None,
+            spend_limit=_env_dollars(env),
         )
 
     def with_base_url(self, url: str, *, source: str = "set in this session") -> Settings:
@@ -318,4 +382,22 @@ class Settings:
             "include_usage": self.include_usage,
             "context_tokens": self.context_tokens,
             "context_rows": self.context_rows,
+            "context_budget": self.budget_description(),
+            "prices": self.prices or "prices.json beside the history file",
+            "spend_limit": "none" if self.spend_limit is None else f"${self.spend_limit:,.2f}",
         }
+
+    def budget_for(self, model: str) -> int:
+        """The context budget a request to ``model`` gets: the setting, else its default."""
+        from .budget import default_budget
+
+        return self.context_budget or default_budget(model)[0]
+
+    def budget_description(self) -> str:
+        from .budget import default_budget
+
+        if self.context_budget is not None:
+            return f"{self.context_budget:,} tokens"
+        budget, family = default_budget(self.model)
+        origin = f"the {family} default" if family else "the default for unknown models"
+        return f"auto: {budget:,} tokens ({origin})"

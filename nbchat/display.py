@@ -151,7 +151,9 @@ def final_bundle(
         parts = (renderers.get(index) or IncrementalRenderer()).update(text)
         bodies.append("".join(parts.finished) + parts.tail + views.choice_extras_html(choice))
         markdowns.append(views.choice_markdown(text, choice))
-    html_text = views.reply_html(bodies, views.Footing.of_reply(reply), reply.reasonings())
+    html_text = views.size_notes_html(reply.message.notes) + views.reply_html(
+        bodies, views.Footing.of_reply(reply), reply.reasonings()
+    )
     markdown = views.choices_markdown(markdowns)
     usage = result.usage
     metadata = {
@@ -203,11 +205,13 @@ class CellDisplay:
         self._live: LiveView | None = None
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
+        self._header = ""  # notices kept above the reply in the first output (cut values)
 
     def __call__(self, reply: Reply) -> None:
         with self._lock:
             if reply.status == "pending":
-                self._show_tail(views.placeholder_html(reply.model))
+                self._header = views.size_notes_html(reply.message.notes)
+                self._show_tail(views.placeholder_html(reply.model, views.sending_parts(reply)))
             elif reply.status == "streaming":
                 if self.policy.due():
                     self._cancel_timer()
@@ -256,6 +260,9 @@ class CellDisplay:
             self._live = self._make_live()
             self.sink.show(self._live.bundle(), {}, self._display_id)
             self.updates += 1
+            reset = True  # the notices above the reply come first
+        if reset:
+            finished = self._header + finished
         new_tail = None if tail == (self._tail_shown or "") and not reset else tail
         if not (finished or reset or new_tail is not None):
             return 0
@@ -340,6 +347,9 @@ class CellDisplay:
         )
 
     def _send(self, display_id: str, body: str, *, replace: bool) -> None:
+        first = self._outputs[0] if self._outputs else self._display_id
+        if self._header and display_id == first:
+            body = self._header + body
         data = {"text/html": body}
         if replace:
             self.sink.replace(data, {}, display_id)

@@ -8,6 +8,8 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── ConfigError                  settings that cannot work (no key, bad URL, bad value)
     ├── RequestValidationError       a request field out of its range, refused before sending
     ├── BusyError                    a second reply asked for while one is in flight
+    ├── OverBudgetError              the message and system prompt alone exceed the context budget
+    ├── SpendLimitError              the session's spend limit is reached; nothing sent
     ├── ContextError                 a variable cannot go into a prompt as asked
     │   ├── UndefinedNameError       the name is not defined in the notebook
     │   ├── NotAFrameError           --df / the picker named something that is not a frame
@@ -46,9 +48,11 @@ __all__ = [
     "NbChatError",
     "NotAFrameError",
     "NotFoundError",
+    "OverBudgetError",
     "RateLimitError",
     "RequestValidationError",
     "ServerError",
+    "SpendLimitError",
     "StreamError",
     "SummaryError",
     "TransportError",
@@ -83,6 +87,14 @@ class RequestValidationError(NbChatError, ValueError):
 
 class BusyError(NbChatError):
     """A reply is already streaming in this session; one at a time."""
+
+
+class OverBudgetError(NbChatError):
+    """The current message and the system prompt alone exceed the context budget; nothing sent."""
+
+
+class SpendLimitError(NbChatError):
+    """The session spent its ``spend_limit`` (or cannot price the model); nothing sent."""
 
 
 class ContextError(NbChatError):

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .sizes import SizeNote
 
 __all__ = ["Attachment", "Prompt", "compose"]
 
@@ -50,6 +54,8 @@ class Prompt:
 
     text: str
     attachments: tuple[Attachment, ...] = ()
+    notes: tuple[SizeNote, ...] = ()
+    """Values cut short and long texts in it, which the user is told of (:mod:`nbchat.sizes`)."""
 
     def parts(self) -> Iterator[tuple[str, Attachment | None]]:
         """The text in order, as ``(piece, None)`` for typed text and ``(summary,
@@ -113,15 +119,22 @@ def compose(
     ``frames`` is undefined or not a frame, or a frame cannot be described.
     """
     from .context import Field, fields, frame_attachment, value_text
+    from .sizes import typed_note, value_note
 
     builder = _Builder()
+    notes: list[SizeNote] = []
+    typed_characters = 0
     for piece in fields(typed, namespace) if fill else (typed,):
         if not isinstance(piece, Field):
             builder.text(piece)
+            typed_characters += len(piece)
             continue
         text, label = value_text(piece.name, piece.value, prompt=typed, tokens=tokens, rows=rows)
         if label is None:
             builder.text(text)
+            note = value_note(piece.name, piece.value, text)
+            if note is not None:
+                notes.append(note)
         else:
             builder.summary(piece.name, label, text)
     text, spans = builder.strip()
@@ -132,4 +145,5 @@ def compose(
         builder.text(_SEPARATOR)
         builder.summary(name, label, summary)
     message, frame_spans = builder.strip()
-    return Prompt(message, (*spans, *frame_spans))
+    pasted = typed_note(typed_characters, typed)
+    return Prompt(message, (*spans, *frame_spans), (*notes, *([pasted] if pasted else [])))

@@ -81,6 +81,10 @@ class ChatRequest:
     """An id for the end user, for the provider's abuse monitoring."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Provider fields the schema does not name (``seed``, ``stream_options``, …), sent as is."""
+    turns_left_out: int = field(default=0, compare=False)
+    """Not sent: earlier turns the context budget left out of ``messages``."""
+    estimated_prompt_tokens: int | None = field(default=None, compare=False)
+    """Not sent: the offline estimate of the tokens ``messages`` take (:mod:`nbchat.budget`)."""
 
     FIELDS = (
         "temperature",

@@ -62,6 +62,14 @@ class Reply:
         """Stream chunks received so far."""
         self.turn: Turn | None = None
         """The turn of the conversation this reply became, once it is kept."""
+        self.turns_left_out = 0
+        """Earlier turns the context budget left out of the request (set by the session)."""
+        self.estimated_prompt_tokens: int | None = None
+        """The offline estimate of the tokens sent, until the server's usage says (session)."""
+        self.cost: float | None = None
+        """Dollars the reply cost, when the price table prices its model (session)."""
+        self.cost_estimated = False
+        """``cost`` comes from estimated tokens: the server reported no usage."""
         self._accumulator = StreamAccumulator()
         self._final: ChatResult | None = None
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .budget import fit
 from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
@@ -28,6 +29,7 @@ from .prompt import Prompt
 from .protocol import ChatRequest, Message, Usage
 from .reply import Reply, ReplyStatus
 from .secrets import KeyScrubber
+from .spending import Spending
 
 if TYPE_CHECKING:
     from .client import ChatClient
@@ -89,6 +91,8 @@ class ChatSession:
         self._client = client
         self.history = history if history is not None else History(scrub=self.scrubber.scrub)
         self.usage = UsageTotals()
+        self.spending = Spending()
+        """Dollars spent, by model, from the user's price table (:mod:`nbchat.prices`)."""
         self.last_reply: Reply | None = None
         """The most recent reply, finished or not: ``get_session().last_reply.text``."""
         self.events = Events()
@@ -155,19 +159,30 @@ class ChatSession:
         use_history: bool = True,
         stream: bool = True,
     ) -> ChatRequest:
-        """The request ``ask`` would send: validated, nothing sent."""
-        messages: list[Message] = []
+        """The request ``ask`` would send: validated, nothing sent.
+
+        Its messages fit the context budget (:mod:`nbchat.budget`): the oldest turns that do
+        not fit are left out (``request.turns_left_out`` says how many), never the system
+        prompt or this message; when those alone do not fit, ``OverBudgetError``.
+        """
+        system_messages: list[Message] = []
         system_text = system if system is not None else self.system
         if system_text:
-            messages.append({"role": "system", "content": system_text})
-        if use_history:
-            for turn in self.history.before(cell_id):
-                messages.extend(turn.messages())
+            system_messages.append({"role": "system", "content": system_text})
+        turns = [turn.messages() for turn in self.history.before(cell_id)] if use_history else []
         text = prompt.text if isinstance(prompt, Prompt) else prompt
-        messages.append({"role": "user", "content": text})
+        model_name = model or self._settings.model
+        fitted = fit(
+            system_messages,
+            turns,
+            {"role": "user", "content": text},
+            self._settings.budget_for(model_name),
+        )
         merged = {**self._settings.params, **(params or {})}
-        request = ChatRequest.build(model or self._settings.model, messages, merged)
+        request = ChatRequest.build(model_name, fitted.messages, merged)
         request.stream = stream
+        request.turns_left_out = fitted.turns_left_out
+        request.estimated_prompt_tokens = fitted.estimated_tokens
         return request
 
     def ask(
@@ -211,10 +226,13 @@ class ChatSession:
                 stream=stream,
             )
             self._settings.require_key()
+            self.spending.check(self._settings, request.model)
             self._cancel_requested.clear()
             reply = Reply(
                 prompt, model=request.model, cell_id=cell_id, choices_requested=request.n or 1
             )
+            reply.turns_left_out = request.turns_left_out
+            reply.estimated_prompt_tokens = request.estimated_prompt_tokens
             self.last_reply = reply
             self.events.emit("reply_started", reply, also=observer)  # before anything is sent
             self._follow(reply, request, observer, keep=use_history, new=new_conversation)
@@ -244,6 +262,8 @@ class ChatSession:
         except NbChatError as error:
             partial = error.partial if isinstance(error, StreamError) else None
             reply.end("failed", result=partial, error=error)
+            if partial is not None:
+                self.spending.charge(reply)  # a broken stream was paid for as far as it went
             self.events.emit("reply_ended", reply, also=observer)
             raise
         stopped = self._cancel_requested.is_set() and not (result is not None and result.complete)
@@ -276,6 +296,7 @@ class ChatSession:
         reply.end(status, result=result)
         final = reply.result
         self.usage.add(reply.answered_model, final.usage)
+        self.spending.charge(reply)
         first = final.choices[0] if final.choices else None
         if keep and (status == "done" or final.text):
             if new:

@@ -38,9 +38,11 @@ class PlainDisplay:
         out.write(shown(text))
 
     def __call__(self, reply: Reply) -> None:
-        if reply.status == "pending":
-            return
         out = self._out()
+        if reply.status == "pending":
+            for note in reply.message.notes:
+                self._write(out, f"[{views.size_note_text(note)}]\n")
+            return
         if reply.status == "streaming":
             pieces = reply.text_pieces()
             new = "".join(pieces[self._pieces_written :])

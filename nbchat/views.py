@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .prompt import Prompt
     from .protocol import Choice, ToolCall
     from .reply import Reply
+    from .sizes import SizeNote
 
 __all__ = [
     "INTERRUPTED",
@@ -39,6 +40,8 @@ __all__ = [
     "prompt_html",
     "reasoning_html",
     "reply_html",
+    "size_note_text",
+    "size_notes_html",
     "status_html",
     "streaming_marker_html",
     "streaming_status",
@@ -69,6 +72,7 @@ STYLES: Mapping[str, str] = {
     "nbchat-attachment-summary": _MUTED,
     "nbchat-attachment-body": "font-size: 0.8em; white-space: pre-wrap",
     "nbchat-error": "color: var(--jp-error-color1, #d32f2f)",
+    "nbchat-size-note": "color: var(--jp-warn-color0, #b35c00); font-size: 0.85em",
     "nbchat-status-text": "color: var(--jp-ui-font-color2, #757575); font-size: 0.9em",
     "nbchat-status-error": "color: var(--jp-error-color1, #d32f2f); font-size: 0.9em",
     "nbchat-refusal": (
@@ -113,6 +117,13 @@ class Footing:
     """The server stopped the reply at the token limit (``finish_reason: "length"``)."""
     choices_asked: int = 1
     choices_received: int = 1
+    turns_left_out: int = 0
+    """Earlier turns the context budget left out of the request."""
+    estimated_prompt_tokens: int | None = None
+    """The offline estimate of what was sent, shown until the server's count arrives."""
+    cost: float | None = None
+    """Dollars, when the user's price table prices the model."""
+    cost_estimated: bool = False
 
     @classmethod
     def of_reply(cls, reply: Reply) -> Footing:
@@ -129,6 +140,10 @@ class Footing:
             cut=any(choice.finish_reason == "length" for choice in result.choices),
             choices_asked=reply.choices_requested,
             choices_received=len(result.choices) if reply.status == "done" else 1,
+            turns_left_out=reply.turns_left_out,
+            estimated_prompt_tokens=reply.estimated_prompt_tokens,
+            cost=reply.cost,
+            cost_estimated=reply.cost_estimated,
         )
 
     @classmethod
@@ -150,8 +165,16 @@ class Footing:
             parts.append(f"{self.prompt_tokens:,} → {self.completion_tokens:,} tokens")
         elif self.total_tokens is not None:
             parts.append(f"{self.total_tokens:,} tokens")
+        elif self.estimated_prompt_tokens is not None:
+            parts.append(estimated_tokens_part(self.estimated_prompt_tokens))
         if self.seconds is not None:
             parts.append(f"{self.seconds:.1f} s")
+        if self.cost is not None:
+            from .prices import format_dollars
+
+            parts.append(("~" if self.cost_estimated else "") + format_dollars(self.cost))
+        if self.turns_left_out:
+            parts.append(left_out_part(self.turns_left_out))
         if self.cut:
             parts.append(CUT)
         if 0 < self.choices_received < self.choices_asked:
@@ -159,6 +182,25 @@ class Footing:
         if self.ending:
             parts.append(self.ending)
         return parts
+
+
+def estimated_tokens_part(tokens: int) -> str:
+    return f"~{tokens:,} tokens sent"
+
+
+def left_out_part(turns: int) -> str:
+    """What a footer says of the turns the context budget left out."""
+    return f"{counted(turns, 'earlier turn')} left out"
+
+
+def sending_parts(reply: Reply) -> list[str]:
+    """What is known of a request before its reply: the estimated tokens, the turns left out."""
+    parts = []
+    if reply.estimated_prompt_tokens is not None:
+        parts.append(estimated_tokens_part(reply.estimated_prompt_tokens))
+    if reply.turns_left_out:
+        parts.append(left_out_part(reply.turns_left_out))
+    return parts
 
 
 def footer_html(footing: Footing) -> str:
@@ -172,9 +214,11 @@ def footer_text(footing: Footing) -> str:
 # -- a reply ----------------------------------------------------------------------------------
 
 
-def placeholder_html(model: str) -> str:
-    """What a cell shows from the question until the first text arrives."""
-    return _element("div", "nbchat-placeholder", f"⋯ asking {html.escape(model)}")
+def placeholder_html(model: str, details: Sequence[str] = ()) -> str:
+    """What a cell shows from the question until the first text arrives; ``details`` are
+    :func:`sending_parts`."""
+    tail = "".join(f" · {html.escape(part)}" for part in details)
+    return _element("div", "nbchat-placeholder", f"⋯ asking {html.escape(model)}{tail}")
 
 
 def streaming_marker_html(model: str) -> str:
@@ -316,7 +360,25 @@ def prompt_html(prompt: Prompt) -> str:
         body = _element("pre", "nbchat-attachment-body", html.escape(piece))
         parts.append(f'<details class="nbchat-attachment">{summary}{body}</details>')
     label = _element("div", "nbchat-you-label", "You")
-    return _element("div", "nbchat-you", label + "".join(parts))
+    return _element("div", "nbchat-you", label + "".join(parts) + size_notes_html(prompt.notes))
+
+
+def size_note_text(note: SizeNote) -> str:
+    """One line on a value cut short, or a long text, in a message."""
+    what = "The message's typed text" if note.name is None else f"{{{note.name}}}"
+    if note.cut:
+        return (
+            f"{what} was cut to {note.sent:,} of {note.total:,} characters "
+            f"(~{note.tokens:,} tokens sent)"
+        )
+    return f"{what} is long: {note.total:,} characters, ~{note.tokens:,} tokens sent"
+
+
+def size_notes_html(notes: Sequence[SizeNote]) -> str:
+    """The notices above a reply whose message holds cuts or long texts ("" for none)."""
+    return "".join(
+        _element("div", "nbchat-size-note", f"⚠ {html.escape(size_note_text(n))}") for n in notes
+    )
 
 
 def notice_html(message: str) -> str:

@@ -65,7 +65,7 @@ def test_only_the_notebook_faces_import_ipython_and_ipywidgets() -> None:
         "panel_view.py",
         "transcript.py",
     ]
-    assert importers("anywidget") == ["composer.py"]
+    assert importers("anywidget") == ["composer.py", "live_reply.py"]
 
 
 def test_nothing_imports_numpy_at_module_level() -> None:
@@ -128,13 +128,15 @@ def test_the_loopback_server_uses_only_the_standard_library() -> None:
 # Each module's layer, from the wire up (ARCHITECTURE.md draws the same table). A module may
 # import from its own layer or any below it, never from above.
 LAYERS: dict[str, int] = {
-    **dict.fromkeys(["errors", "version", "sse", "config", "secrets", "runtime"], 0),
+    **dict.fromkeys(
+        ["errors", "version", "sse", "config", "secrets", "runtime", "budget", "prices"], 0
+    ),
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
-    **dict.fromkeys(["context", "frames", "prompt"], 3),
+    **dict.fromkeys(["context", "frames", "prompt", "sizes"], 3),
     **dict.fromkeys(["turn", "schema", "store", "history"], 4),
-    **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
-    **dict.fromkeys(["views", "options", "export"], 6),
+    **dict.fromkeys(["reply", "events", "session", "notebook", "spending"], 5),
+    **dict.fromkeys(["views", "options", "export", "usage_report"], 6),
     **dict.fromkeys(
         [
             "display",
