@@ -62,6 +62,8 @@ class Reply:
         """Stream chunks received so far."""
         self.turn: Turn | None = None
         """The turn of the conversation this reply became, once it is kept."""
+        self.stale_left_out = 0
+        """Stale turns before this one that its request left out (see ``Turn.stale``)."""
         self._accumulator = StreamAccumulator()
         self._final: ChatResult | None = None
 

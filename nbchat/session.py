@@ -162,7 +162,8 @@ class ChatSession:
             messages.append({"role": "system", "content": system_text})
         if use_history:
             for turn in self.history.before(cell_id):
-                messages.extend(turn.messages())
+                if not turn.stale:  # answered from an earlier cell's old text: left out
+                    messages.extend(turn.messages())
         text = prompt.text if isinstance(prompt, Prompt) else prompt
         messages.append({"role": "user", "content": text})
         merged = {**self._settings.params, **(params or {})}
@@ -201,6 +202,8 @@ class ChatSession:
                 hint="wait for it to finish, or stop it first",
             )
         try:
+            if cell_id is not None and use_history:
+                self.history.claim([cell_id])  # a renamed or copied notebook's first turn
             request = self.build_request(
                 prompt,
                 cell_id=cell_id,
@@ -215,6 +218,8 @@ class ChatSession:
             reply = Reply(
                 prompt, model=request.model, cell_id=cell_id, choices_requested=request.n or 1
             )
+            if use_history and not new_conversation:
+                reply.stale_left_out = sum(t.stale for t in self.history.before(cell_id))
             self.last_reply = reply
             self.events.emit("reply_started", reply, also=observer)  # before anything is sent
             self._follow(reply, request, observer, keep=use_history, new=new_conversation)
@@ -339,10 +344,12 @@ class ChatSession:
         finally:
             probe.close()
 
-    def new_conversation(self) -> None:
-        """Forget the conversation so far (it stays in the store); the system prompt stays."""
-        self.history.new_conversation()
+    def new_conversation(self) -> int | None:
+        """Forget the conversation so far (it stays in the store); the system prompt stays.
+        Returns the stored id of the conversation left, which ``%chat open`` brings back."""
+        left = self.history.new_conversation()
         self.events.emit("conversation_changed")
+        return left
 
     def scrub(self, text: str) -> str:
         """``text`` without any API key this session has used."""

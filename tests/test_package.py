@@ -132,9 +132,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt"], 3),
-    **dict.fromkeys(["turn", "schema", "store", "history"], 4),
-    **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
-    **dict.fromkeys(["views", "options", "export"], 6),
+    **dict.fromkeys(["turn", "schema", "store", "catalog", "identity", "history"], 4),
+    **dict.fromkeys(["reply", "events", "session", "notebook", "conversations"], 5),
+    **dict.fromkeys(["views", "options", "export", "importer"], 6),
     **dict.fromkeys(
         [
             "display",
@@ -146,6 +146,7 @@ LAYERS: dict[str, int] = {
             "panel_controls",
             "panel_view",
             "composer",
+            "conversation_commands",
         ],
         7,
     ),
