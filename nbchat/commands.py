@@ -121,7 +121,7 @@ def usage() -> str:
     """The help of every command, for ``%chat?``."""
     lines = ["%chat commands (%chat COMMAND? for one command's options):", ""]
     for name in COMMANDS:
-        lines.append(f"  %chat {name:<8} {parsers()[1][name].description}")
+        lines.append(f"  %chat {name:<13} {parsers()[1][name].description}")
     return "\n".join(lines)
 
 
