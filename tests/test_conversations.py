@@ -225,6 +225,9 @@ def test_a_bad_import_leaves_the_conversation_and_a_key_in_the_file_is_scrubbed(
     assert (
         "Imported 1 turn from leaky.json as conversation 2; `%chat open 1` brings it back." in out
     )
+    assert shell.run("%chat history --sent").error_in_exec is None
+    preview = capsys.readouterr().out
+    assert "── 2. user\nmy key is " in preview and SECRET not in preview
     db = sqlite3.connect(HistoryStore.default_path())
     try:
         dump = "\n".join(db.iterdump())
@@ -250,6 +253,40 @@ def test_the_panels_new_conversation_says_how_to_bring_it_back(
         try:
             panel.new_conversation()
             assert f"%chat open {left} brings them back" in panel.status.value
+        finally:
+            panel.close()
+            session.close()
+
+
+def test_the_panel_marks_stale_turns_and_follows_an_opened_conversation(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    from nbchat.conversations import open_conversation
+
+    def turn_views(panel: ChatPanel) -> list:
+        children = reversed(panel.transcript.children)
+        return [view for view in children if "nbchat-turn" in view._dom_classes]
+
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        session = ChatSession(
+            fast_settings(server.base_url, max_retries=0), history=History(store, "nb.ipynb")
+        )
+        server.enqueue(*(Reply(text) for text in ("A1", "B1", "A2", "C1")))
+        session.ask("question A", cell_id="a")
+        session.ask("question B", cell_id="b")
+        session.ask("question A, edited", cell_id="a")
+        first = session.history.conversation_id
+        assert first is not None
+        panel = ChatPanel(session, namespace={}, load_models=False)
+        try:
+            stale = ["nbchat-stale" in view._dom_classes for view in turn_views(panel)]
+            assert stale == [False, True]
+            session.new_conversation()
+            session.ask("question C", cell_id="c")
+            assert len(turn_views(panel)) == 1
+            open_conversation(session, first)
+            stale = ["nbchat-stale" in view._dom_classes for view in turn_views(panel)]
+            assert stale == [False, True]
         finally:
             panel.close()
             session.close()
