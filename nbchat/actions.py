@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from IPython.core.error import StdinNotImplementedError, UsageError
 
-from . import export, views
+from . import conversation_commands, export, views
 from .config import Settings
 from .errors import ConfigError
 from .options import parse_assignment, shown, usage_error
@@ -74,6 +74,9 @@ def _preview(text: str, width: int) -> str:
 
 def history(ctx: CommandContext, args: argparse.Namespace) -> None:
     session = ctx.session
+    if getattr(args, "sent", False):
+        conversation_commands.sent(ctx)
+        return
     if not len(session.history):
         _say("The conversation is empty.")
         return
@@ -82,6 +85,7 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
     for number, turn in enumerate(session.history, start=1):
         footing = views.Footing.of_turn(turn)
         notes = [note for note in (footing.ending, views.CUT if footing.cut else "") if note]
+        notes += ["stale"] if turn.stale else []
         flag = f" ({'; '.join(notes)})" if notes else ""
         cell = f" cell {turn.cell_id[:8]}" if turn.cell_id else ""
         answer = (
@@ -89,13 +93,22 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
         )
         _say(f"{number:>3}.{cell} you: {_preview(turn.prompt, 60)}")
         _say(f"     {footing.model}{flag}: {_preview(answer, 60)}")
+    stale = sum(turn.stale for turn in session.history)
+    if stale:
+        print(
+            f"{views.counted(stale, 'stale turn')}: answered before an earlier cell changed;"
+            " left out of the next request until its cell runs again (%chat history --sent)."
+        )
 
 
 def reset(ctx: CommandContext, args: argparse.Namespace) -> None:
     turns = len(ctx.session.history)
-    ctx.session.new_conversation()
+    left = ctx.session.new_conversation()
     earlier = views.counted(turns, "turn")
-    print(f"Started a new conversation; the last one ({earlier}) stays in the history store.")
+    print(
+        f"Started a new conversation; the last one ({earlier}) stays in the history store"
+        f"{conversation_commands.back_hint(left)}."
+    )
 
 
 def show_panel(ctx: CommandContext, args: argparse.Namespace) -> None:
@@ -299,5 +312,8 @@ HANDLERS: dict[str, Handler] = {
     "key": key,
     "usage": usage,
     "export": export_to,
+    "conversations": conversation_commands.conversations_list,
+    "open": conversation_commands.open_id,
+    "import": conversation_commands.import_file,
 }
 """The handler of each ``%chat`` command (a test checks it matches the parser's commands)."""

@@ -31,8 +31,16 @@ def _parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
         commands[name] = sub.add_parser(name, help=summary, description=summary)
         return commands[name]
 
-    command("history", "list the turns of the conversation")
+    history = command("history", "list the turns of the conversation")
+    history.add_argument(
+        "--sent", action="store_true", help="print the messages the next request carries"
+    )
     command("reset", "start a new conversation (the old one stays in the store)")
+    command("conversations", "list this notebook's conversations and recent ones")
+    opening = command("open", "go on with a stored conversation (its ID from %chat conversations)")
+    opening.add_argument("id", type=_conversation_id, metavar="ID")
+    importing = command("import", "start a new conversation from a .json export")
+    importing.add_argument("path", help="a file %chat export wrote")
     model = command("model", "show the model, or set it for %%chat and the panel")
     model.add_argument("name", nargs="?", metavar="MODEL_ID", help="a model the server offers")
     command("models", "list the server's models")
@@ -68,6 +76,14 @@ def _parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
     return parser, commands
 
 
+def _conversation_id(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(
+            f"takes a conversation's number (see %chat conversations), got {raw!r}"
+        )
+    return int(raw)
+
+
 def _block_number(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"takes the number of a code block (1, 2, …), got {raw!r}")
@@ -78,11 +94,14 @@ COMMANDS = (
     "code",
     "config",
     "context",
+    "conversations",
     "export",
     "history",
+    "import",
     "key",
     "model",
     "models",
+    "open",
     "panel",
     "reset",
     "system",
@@ -102,7 +121,7 @@ def usage() -> str:
     """The help of every command, for ``%chat?``."""
     lines = ["%chat commands (%chat COMMAND? for one command's options):", ""]
     for name in COMMANDS:
-        lines.append(f"  %chat {name:<8} {parsers()[1][name].description}")
+        lines.append(f"  %chat {name:<13} {parsers()[1][name].description}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,8 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── BusyError                    a second reply asked for while one is in flight
     ├── OverBudgetError              the message and system prompt alone exceed the context budget
     ├── SpendLimitError              the session's spend limit is reached; nothing sent
+    ├── ConversationError            no such stored conversation, a file that is no export,
+    │                                or a store that cannot do what was asked
     ├── ContextError                 a variable cannot go into a prompt as asked
     │   ├── UndefinedNameError       the name is not defined in the notebook
     │   ├── NotAFrameError           --df / the picker named something that is not a frame
@@ -42,6 +44,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ContextError",
+    "ConversationError",
     "InStreamError",
     "IncompleteStreamError",
     "MalformedChunkError",
@@ -75,6 +78,10 @@ class NbChatError(Exception):
 
 class ConfigError(NbChatError):
     """The settings cannot work: no key for a remote URL, a malformed URL or value."""
+
+
+class ConversationError(NbChatError):
+    """A stored conversation cannot be listed, opened or imported as asked; nothing changed."""
 
 
 class RequestValidationError(NbChatError, ValueError):

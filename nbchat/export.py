@@ -1,7 +1,11 @@
-"""``%chat export``: the conversation as Markdown (to read) or JSON (to process).
+"""``%chat export``: the conversation as Markdown (to read) or JSON (to process, or to bring
+back with ``%chat import``, :mod:`nbchat.importer`).
 
-Only the conversation goes out: the system prompt, each turn's prompt and reply, model, status
-and usage. Settings and the key never do. The file is as private as the history it comes from
+Only the conversation goes out: the system prompt, each turn's prompt and reply, model, status,
+usage, its marks (``stale``, and ``replayed`` when the turn has one) and what the history keeps
+with it (attachments' spans, refusal, tool calls, finish reason). Settings and the key never
+do. The JSON names its format and version (:data:`FORMAT`, :data:`VERSION`) so that an import
+can tell an nbchat export from any other JSON. The file is as private as the history it comes from
 (mode 0o600), and an existing file is replaced only when asked (``force``): a mistyped path
 must not destroy a notebook or an earlier export.
 """
@@ -17,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .session import ChatSession
 
-__all__ = ["to_json", "to_markdown", "write"]
+__all__ = ["FORMAT", "VERSION", "to_json", "to_markdown", "write"]
+
+FORMAT = "nbchat.conversation"
+"""The ``format`` field of a JSON export."""
+VERSION = 1
+"""The ``version`` field of a JSON export: an import refuses a larger one."""
 
 
 def to_markdown(session: ChatSession) -> str:
@@ -27,31 +36,49 @@ def to_markdown(session: ChatSession) -> str:
         lines += ["## System", "", session.system, ""]
     for number, turn in enumerate(session.history, start=1):
         lines += [f"## {number}. You", "", turn.prompt, ""]
-        note = " (interrupted)" if turn.status == "interrupted" else ""
+        marks = ["interrupted"] if turn.status == "interrupted" else []
+        marks += ["stale"] if turn.stale else []
+        note = f" ({', '.join(marks)})" if marks else ""
         lines += [f"## {number}. {turn.model or 'Assistant'}{note}", "", turn.reply, ""]
     return "\n".join(lines)
 
 
 def to_json(session: ChatSession) -> dict[str, Any]:
-    """The conversation as data: the messages an API call would carry, plus per-turn details."""
-    messages: list[dict[str, str]] = []
+    """The conversation as data: the messages an API call would carry (stale turns are left
+    out of those, as of requests), plus every turn with its details and marks."""
+    messages: list[dict[str, Any]] = []
     if session.system:
         messages.append({"role": "system", "content": session.system})
     turns = []
     for turn in session.history:
-        messages.extend(turn.messages())
-        turns.append(
-            {
-                "cell_id": turn.cell_id,
-                "prompt": turn.prompt,
-                "reply": turn.reply,
-                "status": turn.status,
-                "model": turn.model,
-                "usage": dict(turn.usage) if turn.usage else None,
-                "created": turn.created,
-            }
-        )
+        if not turn.stale:
+            messages.extend(turn.messages())
+        entry: dict[str, Any] = {
+            "cell_id": turn.cell_id,
+            "prompt": turn.prompt,
+            "reply": turn.reply,
+            "status": turn.status,
+            "model": turn.model,
+            "usage": dict(turn.usage) if turn.usage else None,
+            "created": turn.created,
+            "stale": turn.stale,
+        }
+        if getattr(turn, "replayed", False):
+            entry["replayed"] = True
+        if turn.attachments:
+            entry["attachments"] = [a.to_json() for a in turn.attachments]
+        if turn.refusal:
+            entry["refusal"] = turn.refusal
+        if turn.tool_calls:
+            entry["tool_calls"] = [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in turn.tool_calls
+            ]
+        if turn.finish_reason is not None:
+            entry["finish_reason"] = turn.finish_reason
+        turns.append(entry)
     return {
+        "format": FORMAT,
+        "version": VERSION,
         "exported": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "system": session.system,
         "messages": messages,

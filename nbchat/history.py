@@ -6,11 +6,16 @@ turn belongs to the cell that asked for it, so the conversation follows the note
 * running a new cell appends a turn;
 * running a cell again replaces that cell's turn *in place*, and the request for it carries only
   the turns before it (:meth:`History.before`), as if the cells below had not run yet;
+* when the re-run cell's prompt is new, the later turns (those with a cell id) were answered
+  from its old text: they are marked :attr:`~nbchat.turn.Turn.stale`, stored so, and left out
+  of requests until their own cells run again (which makes a fresh, unmarked turn);
 * without a cell id (terminal IPython) turns simply append.
 
 Every change is written, in one transaction, to a :class:`~nbchat.store.HistoryStore` under the
 notebook's :func:`~nbchat.store.notebook_key`, so that a restarted kernel picks its conversation
-up again. A commit changes the memory only once its write has committed or failed: an interrupt
+up again. A path the store does not know may be a renamed or copied notebook:
+:meth:`History.claim` looks its cells up (:mod:`nbchat.identity`) before its first turn is kept.
+A commit changes the memory only once its write has committed or failed: an interrupt
 (Kernel → Interrupt) in the middle of the write rolls both back, so memory and file never
 disagree about which turns there are.
 
@@ -32,11 +37,12 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
+from . import identity
 from .prompt import Attachment
-from .store import Change, HistoryStore, Written
+from .store import Change, Conversation, HistoryStore, Written
 from .turn import Turn, TurnStatus
 
 __all__ = ["History", "Turn", "TurnStatus", "scrub_prompt"]
@@ -75,6 +81,7 @@ class History:
         self._system_unsaved = False
         self._new = False
         self._failing = False  # a warning is out; the next write that works says so
+        self._unclaimed = False  # the store knew no conversation of this notebook at load
         if store is not None:
             self._load(store)
 
@@ -86,6 +93,66 @@ class History:
         """All turns, in order."""
         with self._lock:
             return tuple(self._turns)
+
+    @property
+    def key(self) -> str:
+        """The notebook key the conversation is stored under."""
+        return self._key
+
+    @property
+    def store(self) -> HistoryStore | None:
+        """Where the conversation is written (None: in memory only, or a read-only file)."""
+        return self._store
+
+    @property
+    def conversation_id(self) -> int | None:
+        """The stored conversation's id; None before it is first written."""
+        with self._lock:
+            return self._conversation_id
+
+    @property
+    def unclaimed(self) -> bool:
+        """The store knew no conversation of this notebook's path, and none was looked for
+        yet: :meth:`claim` may find the one it had under another path."""
+        return self._unclaimed
+
+    def claim(self, cell_ids: Sequence[str]) -> None:
+        """Before the first turn of a notebook the store does not know: if these cells (the
+        saved notebook's, or the running cell's) belong to a conversation of another path, go
+        on with it (a rename) or with a copy of it (a copy), by :func:`nbchat.identity.follow`,
+        and say so in one line. Looked for once: later calls do nothing."""
+        store = self._store
+        if not self._unclaimed or store is None or not cell_ids:
+            return
+        with self._lock:
+            if not self._unclaimed:
+                return
+            self._unclaimed = False
+            try:
+                followed = identity.follow(store, self._key, cell_ids)
+            except _STORE_ERRORS as error:
+                self._warn(store, error)
+                return
+            if followed is None or self._turns:
+                return
+            self.switch(followed.conversation)
+        log.warning("%s", followed.message(self._key))
+
+    def switch(self, conversation: Conversation) -> None:
+        """Go on with ``conversation``, as the store holds it: its turns and system prompt
+        replace the ones in memory, and the next turns are written to it."""
+        with self._lock:
+            self._unclaimed = False
+            self._turns = list(conversation.turns)
+            self._system = conversation.system
+            self._conversation_id = conversation.id
+            self._unsaved, self._system_unsaved, self._new = (), False, False
+
+    def clean(self, turn: Turn) -> Turn:
+        """``turn`` as it is kept: ``scrub`` run over its prompt and reply (see
+        :func:`scrub_prompt` for what becomes of the attachments)."""
+        prompt, attachments = scrub_prompt(self._scrub, turn.prompt, turn.attachments)
+        return replace(turn, prompt=prompt, reply=self._scrub(turn.reply), attachments=attachments)
 
     def before(self, cell_id: str | None) -> tuple[Turn, ...]:
         """What a request from this cell carries: the turns before the cell's own turn, if it
@@ -100,35 +167,41 @@ class History:
         becomes of the attachments), and what is kept in memory is the scrubbed turn too, so a
         pasted key is neither written nor sent again. Returns the turn as kept. An interrupt
         during the write propagates and leaves neither the memory nor the file changed.
+
+        A cell's turn replaced with a new prompt marks the later turns stale, in the same write.
         """
-        prompt, attachments = scrub_prompt(self._scrub, turn.prompt, turn.attachments)
-        clean = replace(turn, prompt=prompt, reply=self._scrub(turn.reply), attachments=attachments)
+        clean = self.clean(turn)
         with self._lock:
             turns = list(self._turns)
             position = self._position(clean.cell_id)
+            changed = [clean]
             if position < len(turns):
+                if turns[position].prompt != clean.prompt:
+                    changed += _marked_stale(turns, position + 1)
                 turns[position] = clean
             else:
                 turns.append(clean)
-            superseded = clean.cell_id is not None
-            unsaved = tuple(
-                t for t in self._unsaved if not superseded or t.cell_id != clean.cell_id
-            )
-            self._save(unsaved=(*unsaved, clean), system=self._system)
+            rewritten = {t.cell_id for t in changed if t.cell_id is not None}
+            unsaved = tuple(t for t in self._unsaved if t.cell_id not in rewritten)
+            self._save(unsaved=(*unsaved, *changed), system=self._system)
             self._turns = turns
         return clean
 
-    def new_conversation(self) -> None:
+    def new_conversation(self) -> int | None:
         """Start afresh: no turns from now on; the older conversation stays in the store.
 
         The system prompt carries over. The new conversation is stored at once, so a restarted
-        kernel finds it rather than the old one.
+        kernel finds it rather than the old one. Returns the stored id of the conversation
+        left (for ``%chat open`` to bring it back), or None when it had no turns or none
+        were stored.
         """
         with self._lock:
             if not self._turns:
-                return  # the current conversation is already empty
+                return None  # the current conversation is already empty
+            left = self._conversation_id if self._store is not None else None
             self._save(unsaved=(), system=self._system, new=True)
             self._turns = []
+            return left
 
     @property
     def system(self) -> str | None:
@@ -172,6 +245,8 @@ class History:
             self._conversation_id = stored.id
             self._turns = list(stored.turns)
             self._system = stored.system
+        else:
+            self._unclaimed = identity.is_notebook_path(self._key)
         if store.read_only:
             self._store = None
             log.warning(
@@ -222,6 +297,7 @@ class History:
             return
         self._conversation_id = written.conversation_id
         self._unsaved, self._system_unsaved, self._new = (), False, False
+        self._unclaimed = False  # the notebook has a conversation of its own now
         if self._failing:
             self._failing = False
             log.warning("nbchat: the conversation history is saved to %s again", store.path)
@@ -243,6 +319,19 @@ class History:
             type(error).__name__,
             error,
         )
+
+
+def _marked_stale(turns: list[Turn], start: int) -> list[Turn]:
+    """Mark the turns from ``start`` on stale, in place; returns those newly marked. Turns
+    without a cell id are left alone: they cannot be re-run to be refreshed, nor rewritten in
+    the store (a turn is replaced only by its cell id)."""
+    marked = []
+    for position in range(start, len(turns)):
+        turn = turns[position]
+        if turn.cell_id is not None and not turn.stale:
+            turns[position] = replace(turn, stale=True)
+            marked.append(turns[position])
+    return marked
 
 
 def scrub_prompt(

@@ -129,9 +129,10 @@ class ChatMagics(Magics):
         stay as typed; ``{{``/``}}`` write a literal brace. Running a cell again replaces its
         own turn in the conversation.
 
-        ``%chat COMMAND``: ``history``, ``reset``, ``model [NAME]``, ``models``,
-        ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``, ``usage``, ``export PATH``,
-        ``panel``, ``code [N]``, ``context NAME``; ``%chat COMMAND?`` shows one's options.
+        ``%chat COMMAND``: ``history [--sent]``, ``reset``, ``conversations``, ``open ID``,
+        ``model [NAME]``, ``models``, ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``,
+        ``usage``, ``export PATH``, ``import PATH``, ``panel``, ``code [N]``,
+        ``context NAME``; ``%chat COMMAND?`` shows one's options.
         """
         if cell is None:
             self._command(line)

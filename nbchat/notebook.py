@@ -3,7 +3,9 @@
 Every face asks :func:`get_session` for the session, so a ``%%chat`` cell, ``%chat`` commands
 and every panel share one conversation. Its history is the notebook's latest conversation in
 the store, found by the notebook's key (its path, from the environment the server started the
-kernel with), so a kernel restart picks up where the conversation was.
+kernel with), so a kernel restart picks up where the conversation was. A path the store does not
+know is looked up by the saved notebook's cell ids (:mod:`nbchat.identity`): a renamed notebook
+goes on with its conversation, a copy with a copy of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 
 from .config import Settings
 from .history import History
+from .identity import notebook_file, saved_cell_ids
 from .runtime import connection_file, user_namespace
 from .secrets import KeyScrubber
 from .session import ChatSession
@@ -47,6 +50,10 @@ def _new_notebook_session() -> ChatSession:
         store = None
     scrubber = KeyScrubber(settings.api_key)
     history = History(store, key, scrub=scrubber.scrub)
+    if history.unclaimed:  # a path new to the store: a renamed or copied notebook?
+        saved = saved_cell_ids(notebook_file(key, key))
+        if saved:
+            history.claim(saved)
     return ChatSession(settings, history=history, scrubber=scrubber)
 
 

@@ -270,8 +270,9 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
             return
         self._view.clear_notices()
         self._retry = None
-        self.session.new_conversation()
-        self._set_status("New conversation (earlier turns stay in the history store).")
+        left = self.session.new_conversation()
+        back = f"; %chat open {left} brings them back" if left is not None else ""
+        self._set_status(f"New conversation (earlier turns stay in the history store{back}).")
 
     def _ask(self, message: _Message) -> None:
         try:

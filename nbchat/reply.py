@@ -70,6 +70,8 @@ class Reply:
         """Dollars the reply cost, when the price table prices its model (session)."""
         self.cost_estimated = False
         """``cost`` comes from estimated tokens: the server reported no usage."""
+        self.stale_left_out = 0
+        """Stale turns before this one that its request left out (see ``Turn.stale``)."""
         self._accumulator = StreamAccumulator()
         self._final: ChatResult | None = None
 

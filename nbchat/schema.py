@@ -4,17 +4,26 @@ Kept apart from :mod:`nbchat.store` (where the file lives, who may read it, how 
 and locked) so that a change of format is one module: its DDL, its migration and the code that
 reads and writes the rows.
 
-Schema, ``PRAGMA user_version = 2`` (a later version migrates from the number it finds)::
+Schema, ``PRAGMA user_version = 3`` (a later version migrates from the number it finds)::
 
     conversations   id INTEGER PRIMARY KEY AUTOINCREMENT  -- larger id = newer conversation
-                    notebook_key TEXT, created REAL, system TEXT NULL
+                    notebook_key TEXT, created REAL, system TEXT NULL,
+                    parent INTEGER NULL (the conversation this one was copied from; since 3),
+                    origin TEXT NULL ('copy' of a copied notebook, 'open' of another
+                    notebook's, 'import' from a file; NULL: started here; since 3),
+                    opened REAL NULL (when ``%chat open`` last made it current; since 3)
     turns           conversation_id → conversations.id, position INTEGER (0, 1, …),
                     cell_id TEXT NULL, prompt TEXT, reply TEXT, status TEXT, model TEXT,
                     usage TEXT NULL (a JSON object), created REAL,
                     attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
                     details TEXT NULL (a JSON object: refusal, tool_calls [{id, name,
-                    arguments}], finish_reason — each only when there is one; since 2)
+                    arguments}], finish_reason, stale — each only when there is one;
+                    since 2)
                     PRIMARY KEY (conversation_id, position)
+                    INDEX turns_by_cell (cell_id): which conversations hold a cell (since 3)
+
+A notebook's current conversation is its most recent one: the newest by ``created`` or
+``opened`` (:func:`recency`), the larger id on a tie.
 
 Nothing else is stored: no settings, no key. What is malformed in an optional column (usage,
 attachments, details) reads back as absent, and a row that cannot be a turn at all is left out,
@@ -44,11 +53,13 @@ __all__ = [
     "migrate",
     "put_turn",
     "read_turns",
+    "recency",
     "transaction",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this module writes; a file with a larger ``user_version`` is left alone."""
+
 
 # Statements that bring a file from the version in the key to the next one.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -84,6 +95,12 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE turns ADD COLUMN attachments TEXT",
         "ALTER TABLE turns ADD COLUMN details TEXT",
     ),
+    2: (
+        "ALTER TABLE conversations ADD COLUMN parent INTEGER",
+        "ALTER TABLE conversations ADD COLUMN origin TEXT",
+        "ALTER TABLE conversations ADD COLUMN opened REAL",
+        "CREATE INDEX IF NOT EXISTS turns_by_cell ON turns (cell_id)",
+    ),
 }
 
 
@@ -113,6 +130,18 @@ def _user_version(db: sqlite3.Connection) -> int:
     return int(db.execute("PRAGMA user_version").fetchone()[0])
 
 
+def recency(db: sqlite3.Connection, alias: str = "") -> str:
+    """How a notebook's conversations are ordered, most recent first: an ``ORDER BY`` clause
+    of the ``conversations`` table (named ``alias`` in the query, if given), where a
+    conversation reopened with ``%chat open`` is current again. A file older than version 3
+    (one opened read-only is never migrated) has no ``opened`` column: there the newest id
+    comes first."""
+    c = f"{alias}." if alias else ""
+    if _user_version(db) < 3:
+        return f"{c}id DESC"
+    return f"MAX({c}created, COALESCE({c}opened, {c}created)) DESC, {c}id DESC"
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Bring the file to :data:`SCHEMA_VERSION`; refuse one written by a newer nbchat.
 
@@ -135,11 +164,12 @@ def migrate(db: sqlite3.Connection) -> None:
 
 
 def latest_conversation(db: sqlite3.Connection, notebook_key: str) -> int | None:
-    """The id of the notebook's newest conversation, or None."""
+    """The id of the notebook's most recent conversation (:func:`recency`), or None."""
     row = db.execute(
-        "SELECT MAX(id) FROM conversations WHERE notebook_key = ?", (notebook_key,)
+        f"SELECT id FROM conversations WHERE notebook_key = ? ORDER BY {recency(db)} LIMIT 1",  # noqa: S608
+        (notebook_key,),
     ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return None if row is None else int(row[0])
 
 
 def put_turn(db: sqlite3.Connection, conversation_id: int, turn: Turn) -> int:
@@ -213,6 +243,8 @@ def _details_json(turn: Turn) -> str | None:
         ]
     if turn.finish_reason is not None:
         details["finish_reason"] = turn.finish_reason
+    if turn.stale:
+        details["stale"] = True
     return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
 
 
@@ -226,6 +258,8 @@ def _read_details(text: str | None) -> dict[str, object]:
         details["refusal"] = raw["refusal"]
     if isinstance(raw.get("finish_reason"), str):
         details["finish_reason"] = raw["finish_reason"]
+    if raw.get("stale") is True:
+        details["stale"] = True
     calls = raw.get("tool_calls")
     if isinstance(calls, list) and all(
         isinstance(c, dict) and isinstance(c.get("name"), str) for c in calls

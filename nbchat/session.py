@@ -169,7 +169,12 @@ class ChatSession:
         system_text = system if system is not None else self.system
         if system_text:
             system_messages.append({"role": "system", "content": system_text})
-        turns = [turn.messages() for turn in self.history.before(cell_id)] if use_history else []
+        # A stale turn was answered from an earlier cell's old text: it is left out.
+        turns = (
+            [turn.messages() for turn in self.history.before(cell_id) if not turn.stale]
+            if use_history
+            else []
+        )
         text = prompt.text if isinstance(prompt, Prompt) else prompt
         model_name = model or self._settings.model
         fitted = fit(
@@ -216,6 +221,8 @@ class ChatSession:
                 hint="wait for it to finish, or stop it first",
             )
         try:
+            if cell_id is not None and use_history:
+                self.history.claim([cell_id])  # a renamed or copied notebook's first turn
             request = self.build_request(
                 prompt,
                 cell_id=cell_id,
@@ -233,6 +240,8 @@ class ChatSession:
             )
             reply.turns_left_out = request.turns_left_out
             reply.estimated_prompt_tokens = request.estimated_prompt_tokens
+            if use_history and not new_conversation:
+                reply.stale_left_out = sum(t.stale for t in self.history.before(cell_id))
             self.last_reply = reply
             self.events.emit("reply_started", reply, also=observer)  # before anything is sent
             self._follow(reply, request, observer, keep=use_history, new=new_conversation)
@@ -360,10 +369,12 @@ class ChatSession:
         finally:
             probe.close()
 
-    def new_conversation(self) -> None:
-        """Forget the conversation so far (it stays in the store); the system prompt stays."""
-        self.history.new_conversation()
+    def new_conversation(self) -> int | None:
+        """Forget the conversation so far (it stays in the store); the system prompt stays.
+        Returns the stored id of the conversation left, which ``%chat open`` brings back."""
+        left = self.history.new_conversation()
         self.events.emit("conversation_changed")
+        return left
 
     def scrub(self, text: str) -> str:
         """``text`` without any API key this session has used."""

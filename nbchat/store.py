@@ -27,6 +27,7 @@ from .schema import (
     migrate,
     put_turn,
     read_turns,
+    recency,
     transaction,
 )
 from .turn import Turn
@@ -143,12 +144,13 @@ class HistoryStore:
         self.close()
 
     def latest(self, notebook_key: str) -> Conversation | None:
-        """The notebook's newest conversation with its turns, or None if it never had one."""
+        """The notebook's most recent conversation with its turns, or None if it never had
+        one."""
         newest = self._read(notebook_key, limit=1)
         return newest[0] if newest else None
 
     def conversations(self, notebook_key: str) -> list[Conversation]:
-        """Every conversation of the notebook with its turns, newest first."""
+        """Every conversation of the notebook with its turns, most recent first."""
         return self._read(notebook_key, limit=-1)  # SQLite: a negative limit is no limit
 
     def write(self, notebook_key: str, change: Change) -> Written:
@@ -183,14 +185,19 @@ class HistoryStore:
         """The notebook's newest ``limit`` conversations, newest first, in one transaction."""
         with self._transaction(write=False) as db:
             rows = db.execute(
-                "SELECT id, notebook_key, created, system FROM conversations"
-                " WHERE notebook_key = ? ORDER BY id DESC LIMIT ?",
+                "SELECT id, notebook_key, created, system FROM conversations"  # noqa: S608
+                f" WHERE notebook_key = ? ORDER BY {recency(db)} LIMIT ?",
                 (notebook_key, limit),
             ).fetchall()
             return [
                 Conversation(conversation_id, key, created, system, read_turns(db, conversation_id))
                 for conversation_id, key, created, system in rows
             ]
+
+    def transaction(self, *, write: bool) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One transaction on the file, under this store's lock, for the queries of
+        :mod:`nbchat.catalog` (conversations as a collection rather than one at a time)."""
+        return self._transaction(write=write)
 
     @contextlib.contextmanager
     def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:

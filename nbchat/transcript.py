@@ -204,7 +204,10 @@ def turn_view(turn: Turn, copy: CopyCode) -> Any:
         turn.reply, copy, footing=views.Footing.of_turn(turn), extras=views.turn_extras_html(turn)
     )
     message = widgets.HTML(value=views.prompt_html(Prompt(turn.prompt, turn.attachments)))
-    return _TurnBox([message, _reply_box(reply)])
+    box = _TurnBox([message, _reply_box(reply)])
+    if turn.stale:  # its footer says so; the class lets a stylesheet or a test see it
+        box.add_class("nbchat-stale")
+    return box
 
 
 def notice_view(prompt: Prompt | str, message: str) -> Any:

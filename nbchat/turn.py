@@ -58,6 +58,9 @@ class Turn:
     """The functions the model asked to call, with their arguments as JSON text."""
     finish_reason: str | None = None
     """Why the reply ended, as the server said (``stop``, ``length``, ``tool_calls``, …)."""
+    stale: bool = False
+    """Answered from an earlier cell's old text: that cell was re-run with a new prompt since.
+    A stale turn is left out of requests until its own cell is run again."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INTERRUPTED",
+    "STALE",
     "STYLES",
     "Footing",
     "choice_heading",
@@ -53,6 +54,8 @@ INTERRUPTED = "interrupted"
 FAILED = "failed"
 CUT = "cut at the token limit (max_tokens)"
 """What a footer says of a reply the server ended with ``finish_reason: "length"``."""
+STALE = "stale: an earlier cell changed; left out of requests until this cell runs again"
+"""What a footer and ``%chat history`` say of a stale turn."""
 TOOLS_NOT_RUN_NOTE = "nbchat does not run tools yet: the model is told so in the next request"
 _FOLD_ARGUMENTS = 400  # characters of pretty-printed arguments shown unfolded
 
@@ -124,6 +127,10 @@ class Footing:
     cost: float | None = None
     """Dollars, when the user's price table prices the model."""
     cost_estimated: bool = False
+    stale: bool = False
+    """The turn was answered from an earlier cell's old text (``Turn.stale``)."""
+    stale_left_out: int = 0
+    """Stale turns the reply's request left out."""
 
     @classmethod
     def of_reply(cls, reply: Reply) -> Footing:
@@ -144,6 +151,7 @@ class Footing:
             estimated_prompt_tokens=reply.estimated_prompt_tokens,
             cost=reply.cost,
             cost_estimated=reply.cost_estimated,
+            stale_left_out=reply.stale_left_out,
         )
 
     @classmethod
@@ -156,6 +164,7 @@ class Footing:
             total_tokens=usage.get("total_tokens"),
             ending=INTERRUPTED if turn.status == "interrupted" else "",
             cut=turn.finish_reason == "length",
+            stale=turn.stale,
         )
 
     def parts(self) -> list[str]:
@@ -181,6 +190,10 @@ class Footing:
             parts.append(f"{self.choices_received} of {self.choices_asked} choices came back")
         if self.ending:
             parts.append(self.ending)
+        if self.stale:
+            parts.append(STALE)
+        if self.stale_left_out:
+            parts.append(f"{counted(self.stale_left_out, 'stale turn')} left out")
         return parts
 
 

@@ -134,9 +134,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt", "sizes"], 3),
-    **dict.fromkeys(["turn", "schema", "store", "history"], 4),
-    **dict.fromkeys(["reply", "events", "session", "notebook", "spending"], 5),
-    **dict.fromkeys(["views", "options", "export", "usage_report"], 6),
+    **dict.fromkeys(["turn", "schema", "store", "catalog", "identity", "history"], 4),
+    **dict.fromkeys(["reply", "events", "session", "notebook", "spending", "conversations"], 5),
+    **dict.fromkeys(["views", "options", "export", "usage_report", "importer"], 6),
     **dict.fromkeys(
         [
             "display",
@@ -149,6 +149,7 @@ LAYERS: dict[str, int] = {
             "panel_view",
             "composer",
             "live_reply",
+            "conversation_commands",
         ],
         7,
     ),
