@@ -55,6 +55,7 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "include_usage",
     "context_tokens",
     "context_rows",
+    "replay",
 )
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 

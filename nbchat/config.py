@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "OPENAI_DEFAULT_BASE_URL",
+    "REPLAY_MODES",
     "APIKey",
     "Settings",
     "is_loopback_url",
@@ -42,6 +43,10 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.302.ai/v1"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
+
+REPLAY_MODES = ("off", "reuse", "only")
+"""``off``: always ask the server; ``reuse``: answer an identical request from its recording;
+``only``: never ask the server (see :mod:`nbchat.replay`)."""
 
 _MOST_SECONDS = 86_400  # a timeout or retry budget longer than a day is a typo
 _MOST_RETRIES = 100
@@ -186,6 +191,8 @@ class Settings:
     """Most tokens one dataframe summary may take in a prompt (estimated offline)."""
     context_rows: int = 0
     """Sample rows a dataframe summary shows; 0 keeps the data's values out of prompts."""
+    replay: str = "off"
+    """Answer from recordings: one of :data:`REPLAY_MODES` (``NBCHAT_REPLAY``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -223,6 +230,10 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be a whole number ≥ {least}, got {value!r}")
+        if self.replay not in REPLAY_MODES:
+            raise ConfigError(
+                f"replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -250,6 +261,7 @@ class Settings:
             max_retries=_env_int(env, "NBCHAT_MAX_RETRIES", 3),
             context_tokens=_env_int(env, "NBCHAT_CONTEXT_TOKENS", 1000),
             context_rows=_env_int(env, "NBCHAT_CONTEXT_ROWS", 0),
+            replay=env.get("NBCHAT_REPLAY", "").strip().lower() or "off",
         )
 
     def with_base_url(self, url: str, *, source: str = "set in this session") -> Settings:
@@ -318,4 +330,5 @@ class Settings:
             "include_usage": self.include_usage,
             "context_tokens": self.context_tokens,
             "context_rows": self.context_rows,
+            "replay": self.replay,
         }

@@ -8,6 +8,7 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── ConfigError                  settings that cannot work (no key, bad URL, bad value)
     ├── RequestValidationError       a request field out of its range, refused before sending
     ├── BusyError                    a second reply asked for while one is in flight
+    ├── NoRecordingError             replay=only, and no recording answers the request
     ├── ContextError                 a variable cannot go into a prompt as asked
     │   ├── UndefinedNameError       the name is not defined in the notebook
     │   ├── NotAFrameError           --df / the picker named something that is not a frame
@@ -44,6 +45,7 @@ __all__ = [
     "IncompleteStreamError",
     "MalformedChunkError",
     "NbChatError",
+    "NoRecordingError",
     "NotAFrameError",
     "NotFoundError",
     "RateLimitError",
@@ -83,6 +85,10 @@ class RequestValidationError(NbChatError, ValueError):
 
 class BusyError(NbChatError):
     """A reply is already streaming in this session; one at a time."""
+
+
+class NoRecordingError(NbChatError):
+    """``replay=only`` and no recording answers the request: nothing was sent."""
 
 
 class ContextError(NbChatError):

@@ -3,7 +3,8 @@
 Every face asks :func:`get_session` for the session, so a ``%%chat`` cell, ``%chat`` commands
 and every panel share one conversation. Its history is the notebook's latest conversation in
 the store, found by the notebook's key (its path, from the environment the server started the
-kernel with), so a kernel restart picks up where the conversation was.
+kernel with), so a kernel restart picks up where the conversation was; the replies saved in the
+notebook's ``.ipynb`` are read then too (:mod:`nbchat.ipynb`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 
 from .config import Settings
 from .history import History
-from .runtime import connection_file, user_namespace
+from .runtime import connection_file, running_cell_id, user_namespace
 from .secrets import KeyScrubber
 from .session import ChatSession
 from .store import HistoryStore, notebook_key
@@ -47,7 +48,13 @@ def _new_notebook_session() -> ChatSession:
         store = None
     scrubber = KeyScrubber(settings.api_key)
     history = History(store, key, scrub=scrubber.scrub)
-    return ChatSession(settings, history=history, scrubber=scrubber)
+    session = ChatSession(settings, history=history, scrubber=scrubber)
+    from .ipynb import follow_saved_notebook  # the saved .ipynb: recordings, maybe the turns
+
+    follow_saved_notebook(
+        session, user_namespace(), os.environ, cells_named=running_cell_id() is not None
+    )
+    return session
 
 
 def reset_session_for_tests() -> None:

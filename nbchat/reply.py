@@ -21,6 +21,7 @@ from .prompt import Prompt
 from .protocol import ChatResult, Usage
 
 if TYPE_CHECKING:
+    from .fingerprint import RequestKey
     from .history import Turn
 
 __all__ = ["ENDED", "Reply", "ReplyStatus"]
@@ -62,6 +63,10 @@ class Reply:
         """Stream chunks received so far."""
         self.turn: Turn | None = None
         """The turn of the conversation this reply became, once it is kept."""
+        self.request_key: RequestKey | None = None
+        """The identity of the request it answers (its fingerprint), when the session sent one."""
+        self.replayed = False
+        """It was answered from a recording, not by the server (:mod:`nbchat.replay`)."""
         self._accumulator = StreamAccumulator()
         self._final: ChatResult | None = None
 

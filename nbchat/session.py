@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
+from .fingerprint import RequestKey, request_key
 from .history import History, Turn
 from .prompt import Prompt
 from .protocol import ChatRequest, Message, Usage
+from .replay import Recording, Recordings
 from .reply import Reply, ReplyStatus
 from .secrets import KeyScrubber
 
@@ -97,6 +99,8 @@ class ChatSession:
         self._in_flight = threading.Lock()
         self._stream: ChatStream | None = None
         self._cancel_requested = threading.Event()
+        self.recordings = Recordings()
+        """Replies a request may be answered from when ``settings.replay`` is not ``off``."""
 
     def __repr__(self) -> str:
         return (
@@ -210,18 +214,36 @@ class ChatSession:
                 use_history=use_history and not new_conversation,
                 stream=stream,
             )
-            self._settings.require_key()
+            key = request_key(self._settings.base_url, request)
+            recording = self._recording_for(key)
+            if recording is None:
+                self._settings.require_key()
             self._cancel_requested.clear()
             reply = Reply(
                 prompt, model=request.model, cell_id=cell_id, choices_requested=request.n or 1
             )
+            reply.request_key, reply.replayed = key, recording is not None
             self.last_reply = reply
             self.events.emit("reply_started", reply, also=observer)  # before anything is sent
-            self._follow(reply, request, observer, keep=use_history, new=new_conversation)
+            self._follow(
+                reply, request, observer, keep=use_history, new=new_conversation, replay=recording
+            )
             return reply
         finally:
             self._stream = None
             self._in_flight.release()
+
+    def _recording_for(self, key: RequestKey) -> Recording | None:
+        """The recording to answer with, by the replay setting; raises under ``only`` when
+        there is none, before anything is shown or sent."""
+        mode = self._settings.replay
+        if mode == "off":
+            return None
+        turns = self.history.turns
+        recording = self.recordings.find(key, turns)
+        if recording is None and mode == "only":
+            raise self.recordings.missing(key, turns)
+        return recording
 
     def _follow(
         self,
@@ -231,11 +253,14 @@ class ChatSession:
         *,
         keep: bool,
         new: bool,
+        replay: Recording | None = None,
     ) -> None:
         """Send ``request`` and see ``reply`` to its end: done, interrupted or failed."""
         try:
-            if request.stream:
-                result = self._stream_into(reply, request, observer)
+            if replay is not None and not request.stream:
+                result = replay.result()
+            elif request.stream:
+                result = self._stream_into(reply, request, observer, replay)
             else:
                 result = self.client.complete(request)
         except KeyboardInterrupt:
@@ -251,9 +276,13 @@ class ChatSession:
         self._end(reply, status, observer, keep=keep, new=new, result=result)
 
     def _stream_into(
-        self, reply: Reply, request: ChatRequest, observer: ReplyObserver | None
+        self,
+        reply: Reply,
+        request: ChatRequest,
+        observer: ReplyObserver | None,
+        replay: Recording | None = None,
     ) -> Any:
-        chat_stream = self.client.stream(request)
+        chat_stream: Any = replay.stream() if replay is not None else self.client.stream(request)
         self._stream = chat_stream
         if self._cancel_requested.is_set():
             chat_stream.cancel()
@@ -275,7 +304,8 @@ class ChatSession:
     ) -> None:
         reply.end(status, result=result)
         final = reply.result
-        self.usage.add(reply.answered_model, final.usage)
+        if not reply.replayed:  # a replayed reply cost nothing
+            self.usage.add(reply.answered_model, final.usage)
         first = final.choices[0] if final.choices else None
         if keep and (status == "done" or final.text):
             if new:
@@ -291,6 +321,8 @@ class ChatSession:
                 refusal=first.refusal if first else "",
                 tool_calls=first.tool_calls if first else (),
                 finish_reason=first.finish_reason if first else None,
+                request=reply.request_key,
+                replayed=reply.replayed,
             )
             reply.turn = self.history.commit(turn)
             self.events.emit("turn_committed", reply.turn, reply)
@@ -319,6 +351,8 @@ class ChatSession:
         from .client import ChatClient
 
         settings = self._settings
+        if settings.replay == "only":
+            return None  # never the network
         try:
             settings.require_key()
             probe = ChatClient(

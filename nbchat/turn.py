@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
+from .fingerprint import RequestKey
 from .prompt import Attachment
 from .protocol import ToolCall
 
@@ -58,6 +59,10 @@ class Turn:
     """The functions the model asked to call, with their arguments as JSON text."""
     finish_reason: str | None = None
     """Why the reply ended, as the server said (``stop``, ``length``, ``tool_calls``, …)."""
+    request: RequestKey | None = field(default=None, hash=False)
+    """The request this turn answered, by its identity: what replay matches."""
+    replayed: bool = False
+    """The reply came from a recording, not from the server."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:

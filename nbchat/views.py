@@ -48,6 +48,8 @@ __all__ = [
 INTERRUPTED = "interrupted"
 """The word for a reply the user stopped (Stop, Kernel → Interrupt, Ctrl-C)."""
 FAILED = "failed"
+REPLAYED = "replayed"
+"""What a footer says of a reply answered from a recording, with no request sent."""
 CUT = "cut at the token limit (max_tokens)"
 """What a footer says of a reply the server ended with ``finish_reason: "length"``."""
 TOOLS_NOT_RUN_NOTE = "nbchat does not run tools yet: the model is told so in the next request"
@@ -113,6 +115,8 @@ class Footing:
     """The server stopped the reply at the token limit (``finish_reason: "length"``)."""
     choices_asked: int = 1
     choices_received: int = 1
+    replayed: bool = False
+    """Answered from a recording (:mod:`nbchat.replay`), not by the server."""
 
     @classmethod
     def of_reply(cls, reply: Reply) -> Footing:
@@ -129,6 +133,7 @@ class Footing:
             cut=any(choice.finish_reason == "length" for choice in result.choices),
             choices_asked=reply.choices_requested,
             choices_received=len(result.choices) if reply.status == "done" else 1,
+            replayed=reply.replayed,
         )
 
     @classmethod
@@ -141,11 +146,14 @@ class Footing:
             total_tokens=usage.get("total_tokens"),
             ending=INTERRUPTED if turn.status == "interrupted" else "",
             cut=turn.finish_reason == "length",
+            replayed=turn.replayed,
         )
 
     def parts(self) -> list[str]:
         """The footer's pieces, in order: model, tokens, time, how it ended."""
         parts = [self.model]
+        if self.replayed:
+            parts.append(REPLAYED)
         if self.prompt_tokens is not None and self.completion_tokens is not None:
             parts.append(f"{self.prompt_tokens:,} → {self.completion_tokens:,} tokens")
         elif self.total_tokens is not None:

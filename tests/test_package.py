@@ -133,7 +133,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt"], 3),
     **dict.fromkeys(["turn", "schema", "store", "history"], 4),
+    "fingerprint": 1,
     **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
+    **dict.fromkeys(["replay", "ipynb"], 5),
     **dict.fromkeys(["views", "options", "export"], 6),
     **dict.fromkeys(
         [
