@@ -79,7 +79,8 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
         _say(f"system: {_preview(session.system, 70)}")
     for number, turn in enumerate(session.history, start=1):
         footing = views.Footing.of_turn(turn)
-        notes = [note for note in (footing.ending, views.CUT if footing.cut else "") if note]
+        marks = (footing.ending, views.CUT if footing.cut else "")
+        notes = [note for note in (*marks, views.REPLAYED if turn.replayed else "") if note]
         flag = f" ({'; '.join(notes)})" if notes else ""
         cell = f" cell {turn.cell_id[:8]}" if turn.cell_id else ""
         answer = (

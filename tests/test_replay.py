@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from IPython.core.error import UsageError
 
 from nbchat.config import Settings
 from nbchat.display import CellDisplay
@@ -23,6 +24,7 @@ from nbchat.testing import LoopbackServer
 from nbchat.testing import Reply as Scripted
 
 from conftest import fast_settings, one_line
+from ipython_shell import make_shell
 
 MODEL = "gpt-4o-mini"  # one the loopback server lists
 SECRET = "sk-replay-test-0a1b2c3d4e5f60718293SECRET"
@@ -223,3 +225,23 @@ def test_a_saved_notebook_is_read_back_as_recordings_and_turns(
     follow_saved_notebook(unnamed, {}, {"NBCHAT_NOTEBOOK": str(path)}, cells_named=False)
     assert len(unnamed.history) == 0 and len(unnamed.recordings) == 2
     assert unnamed.ask("one").text == live.history.turns[0].reply
+
+
+def test_the_magic_sets_replay_and_history_marks_replayed_turns(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
+    monkeypatch.setenv("NBCHAT_MODEL", MODEL)
+    for shell in make_shell(rich=True):
+        bad = shell.run("%chat config replay=sometimes")
+        assert type(bad.error_in_exec) is UsageError
+        assert "replay must be one of off, reuse, only" in capsys.readouterr().err
+        shell.run("%chat config replay=reuse")
+        assert "replay: reuse" in capsys.readouterr().out
+        shell.run("%%chat\nhello", cell_id="c1")
+        shell.run("%%chat\nhello", cell_id="c1")
+        (final,) = shell.final_outputs()
+        assert final.metadata["nbchat"]["replayed"] is True
+        assert len(server.chat_requests) == 1
+        shell.run("%chat history")
+        assert "(replayed)" in capsys.readouterr().out
