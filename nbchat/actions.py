@@ -56,6 +56,7 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "context_tokens",
     "context_rows",
     "replay",
+    "replay_pace",
 )
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 

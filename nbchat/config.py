@@ -48,6 +48,7 @@ REPLAY_MODES = ("off", "reuse", "only")
 """``off``: always ask the server; ``reuse``: answer an identical request from its recording;
 ``only``: never ask the server (see :mod:`nbchat.replay`)."""
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
 _MOST_SECONDS = 86_400  # a timeout or retry budget longer than a day is a typo
 _MOST_RETRIES = 100
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -193,6 +194,8 @@ class Settings:
     """Sample rows a dataframe summary shows; 0 keeps the data's values out of prompts."""
     replay: str = "off"
     """Answer from recordings: one of :data:`REPLAY_MODES` (``NBCHAT_REPLAY``)."""
+    replay_pace: bool = False
+    """Replay at the recorded reply's own pace, for demos, instead of at once."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -230,6 +233,8 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be a whole number ≥ {least}, got {value!r}")
+        if not isinstance(self.replay_pace, bool):
+            raise ConfigError(f"replay_pace must be true or false, got {self.replay_pace!r}")
         if self.replay not in REPLAY_MODES:
             raise ConfigError(
                 f"replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}"
@@ -262,6 +267,7 @@ class Settings:
             context_tokens=_env_int(env, "NBCHAT_CONTEXT_TOKENS", 1000),
             context_rows=_env_int(env, "NBCHAT_CONTEXT_ROWS", 0),
             replay=env.get("NBCHAT_REPLAY", "").strip().lower() or "off",
+            replay_pace=env.get("NBCHAT_REPLAY_PACE", "").strip().lower() in _TRUE,
         )
 
     def with_base_url(self, url: str, *, source: str = "set in this session") -> Settings:
@@ -331,4 +337,5 @@ class Settings:
             "context_tokens": self.context_tokens,
             "context_rows": self.context_rows,
             "replay": self.replay,
+            "replay_pace": self.replay_pace,
         }

@@ -123,6 +123,8 @@ class SavedReply:
     kept: bool
     """Part of the conversation (False for a ``--no-history`` question)."""
     key: RequestKey | None
+    seconds: float | None = None
+    """How long the reply took."""
 
     def turn(self) -> Turn | None:
         """The turn it was, for a conversation rebuilt from the notebook."""
@@ -141,7 +143,7 @@ class SavedReply:
     def recording(self, source: str) -> Recording | None:
         if self.key is None or self.status != "done":
             return None
-        return Recording(self.key, self.text, self.model, self.finish_reason, source)
+        return Recording(self.key, self.text, self.model, self.finish_reason, source, self.seconds)
 
 
 def notebook_path(
@@ -210,6 +212,7 @@ def _saved_reply(cell: dict[str, Any]) -> SavedReply | None:
         cell_id = cell.get("id")
         model = meta.get("answered_by") or meta.get("model")
         finish = meta.get("finish_reason")
+        seconds = meta.get("seconds")
         return SavedReply(
             cell_id=cell_id if isinstance(cell_id, str) else None,
             text=text,
@@ -218,6 +221,7 @@ def _saved_reply(cell: dict[str, Any]) -> SavedReply | None:
             status=str(meta.get("status", "")),
             kept=meta.get("kept") is not False,
             key=RequestKey.from_json(meta, prompt=prompt),
+            seconds=float(seconds) if _positive_number(seconds) else None,
         )
     return None
 
@@ -257,3 +261,7 @@ def _recordings(saved: Iterable[SavedReply], source: str) -> Iterable[Recording]
         recording = reply.recording(source)
         if recording is not None:
             yield recording
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0

@@ -21,6 +21,7 @@ in the conversation like a live one, marked ``replayed``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,11 @@ __all__ = ["CHUNK_SIZE", "Recording", "Recordings", "ReplayStream"]
 
 CHUNK_SIZE = 2048
 """Characters per replayed chunk: few enough chunks to be quick, more than one to stream."""
+PACED_CHUNK_SIZE = 16
+"""Characters per chunk when the original pace is kept: about four tokens."""
+PACED_CHARACTERS_PER_SECOND = 160.0
+"""The pace of a recording whose duration is unknown: about 40 tokens a second."""
+_MOST_PACED_SECONDS = 120.0  # a paced replay never takes longer than this
 _SHOWN_PROMPT = 40  # characters of a prompt quoted in a one-line difference
 
 
@@ -49,6 +55,8 @@ class Recording:
     finish_reason: str | None = "stop"
     source: str = "history"
     """Where it was found: ``history``, or the notebook file's name."""
+    seconds: float | None = None
+    """How long the reply took when it was recorded, when known (the saved notebook says)."""
 
     @classmethod
     def of_turn(cls, turn: Turn) -> Recording | None:
@@ -57,8 +65,14 @@ class Recording:
             return None
         return cls(turn.request, turn.reply, turn.model, turn.finish_reason, "history")
 
-    def stream(self) -> ReplayStream:
-        return ReplayStream(self)
+    def stream(self, *, paced: bool = False) -> ReplayStream:
+        """Play it back: at once, or (``paced``) over as long as it took when recorded."""
+        if not paced:
+            return ReplayStream(self)
+        seconds = self.seconds or len(self.text) / PACED_CHARACTERS_PER_SECOND
+        chunks = max(1, -(-len(self.text) // PACED_CHUNK_SIZE))
+        pause = min(seconds, _MOST_PACED_SECONDS) / chunks
+        return ReplayStream(self, chunk_size=PACED_CHUNK_SIZE, pause=pause)
 
     def result(self) -> ChatResult:
         """The whole reply, as a non-streamed answer would be."""
@@ -68,13 +82,18 @@ class Recording:
 
 class ReplayStream:
     """A recording played back as a ``ChatStream`` plays a server's: iterate for chunks, then
-    read ``result``; :meth:`cancel` stops it from any thread."""
+    read ``result``; :meth:`cancel` stops it from any thread (``result`` then stays None, and
+    the reply keeps what it received, as with a live stream)."""
 
-    def __init__(self, recording: Recording, *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self, recording: Recording, *, chunk_size: int = CHUNK_SIZE, pause: float = 0.0
+    ) -> None:
         self.recording = recording
         self.chunk_size = chunk_size
+        self.pause = pause
+        """Seconds between two chunks (0: none)."""
         self.result: ChatResult | None = None
-        self._cancelled = False
+        self._cancelled = threading.Event()
 
     def __enter__(self) -> ReplayStream:
         return self
@@ -83,13 +102,15 @@ class ReplayStream:
         return None
 
     def cancel(self) -> None:
-        self._cancelled = True
+        self._cancelled.set()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         recording = self.recording
         text = recording.text
         for start in range(0, len(text), self.chunk_size):
-            if self._cancelled:
+            if start and self.pause and self._cancelled.wait(self.pause):
+                return
+            if self._cancelled.is_set():
                 return
             piece = text[start : start + self.chunk_size]
             yield {"model": recording.model, "choices": [{"index": 0, "delta": {"content": piece}}]}

@@ -282,7 +282,11 @@ class ChatSession:
         observer: ReplyObserver | None,
         replay: Recording | None = None,
     ) -> Any:
-        chat_stream: Any = replay.stream() if replay is not None else self.client.stream(request)
+        chat_stream: Any = (
+            replay.stream(paced=self._settings.replay_pace)
+            if replay is not None
+            else self.client.stream(request)
+        )
         self._stream = chat_stream
         if self._cancel_requested.is_set():
             chat_stream.cancel()

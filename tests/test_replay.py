@@ -4,6 +4,7 @@ notebook's metadata, against the loopback server."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from nbchat.fingerprint import request_key
 from nbchat.history import History
 from nbchat.ipynb import follow_saved_notebook, notebook_path, read_saved_replies
 from nbchat.protocol import ChatRequest
+from nbchat.reply import Reply
 from nbchat.session import ChatSession
 from nbchat.store import HistoryStore
 from nbchat.testing import LoopbackServer
@@ -245,3 +247,24 @@ def test_the_magic_sets_replay_and_history_marks_replayed_turns(
         assert len(server.chat_requests) == 1
         shell.run("%chat history")
         assert "(replayed)" in capsys.readouterr().out
+
+
+def test_a_paced_replay_streams_in_small_pieces_and_can_be_stopped(
+    session: ChatSession, server: LoopbackServer
+) -> None:
+    text = "word " * 400
+    server.enqueue(Scripted(text))
+    session.ask("long one", cell_id="c1")
+    session.settings = replace(session.settings, replay_pace=True)
+    stopped = threading.Event()
+
+    def stop_after_a_few(reply: Reply) -> None:
+        if reply.chunks == 5 and not stopped.is_set():
+            stopped.set()
+            threading.Thread(target=session.cancel).start()
+
+    replay = session.ask("long one", cell_id="c1", observer=stop_after_a_few)
+    assert replay.replayed and replay.status == "interrupted"
+    assert 0 < len(replay.text) < len(text)
+    assert replay.text == text[: len(replay.text)]
+    assert len(server.chat_requests) == 1
