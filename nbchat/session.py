@@ -11,6 +11,9 @@ What reaches history follows the notebook's logic: a reply that completed is com
 run again replaces its own turn), one the user stopped is kept with its partial text and marked
 interrupted, one that failed leaves history as it was. Each commit is announced as
 ``turn_committed`` with the reply it came from, before that reply's ``reply_ended``.
+
+When the ``replay`` setting is on, a request that a recording answers is played from it
+(:mod:`nbchat.replay`) instead of being sent; the rest of its life is a live reply's.
 """
 
 from __future__ import annotations
