@@ -32,10 +32,10 @@ used: the notebook's path comes from ``NBCHAT_NOTEBOOK`` (set it for ``nbconvert
 runs), VS Code's ``__vsc_ipynb_file__`` or Jupyter's ``JPY_SESSION_NAME`` (absolute, or
 relative to the kernel's working directory). The file is read as JSON (no nbformat needed);
 its saved replies become recordings for replay (:mod:`nbchat.replay`), and, when the
-notebook's history is empty and the frontend names its cells, the conversation is rebuilt
-from them in cell order, keyed by cell id, with one line saying so. A frontend that does not
-name cells (nbclient, nbconvert) runs the notebook from the top: each ``%%chat`` cell then adds
-its turn again as it runs, so the conversation is not rebuilt ahead of it.
+history store has never seen the notebook and the frontend names its cells, the conversation
+is rebuilt from them in cell order, keyed by cell id, with one line saying so. A frontend that
+does not name cells (nbclient, nbconvert) runs the notebook from the top: each ``%%chat`` cell
+then adds its turn again as it runs, so the conversation is not rebuilt ahead of it.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def _saved_reply(cell: dict[str, Any]) -> SavedReply | None:
             status=str(meta.get("status", "")),
             kept=meta.get("kept") is not False,
             key=RequestKey.from_json(meta, prompt=prompt),
-            seconds=float(seconds) if _positive_number(seconds) else None,
+            seconds=_positive_seconds(seconds),
         )
     return None
 
@@ -234,8 +234,9 @@ def follow_saved_notebook(
     cells_named: bool,
     say: Any = print,
 ) -> Path | None:
-    """Read the saved notebook into ``session``: its replies as recordings and, when the history
-    is empty and the frontend names cells, as the conversation (one line says so). Returns the
+    """Read the saved notebook into ``session``: its replies as recordings and, when the store
+    has never seen the notebook and the frontend names cells, as the conversation (one line
+    says so; a conversation emptied by ``%chat reset`` stays empty). Returns the
     path read, or None. A file that cannot be read is one warning on the ``nbchat`` logger."""
     path = notebook_path(user_ns, environ)
     if path is None:
@@ -246,10 +247,11 @@ def follow_saved_notebook(
         log.warning("nbchat: the replies saved in %s cannot be read (%s)", path.name, error)
         return None
     session.recordings.add(_recordings(saved, path.name))
-    if cells_named and len(session.history) == 0:
+    history = session.history
+    if cells_named and len(history) == 0 and not history.stored:
         turns = [turn for turn in (s.turn() for s in saved) if turn is not None]
         for turn in turns:
-            session.history.commit(turn)
+            history.commit(turn)
         if turns:
             count = f"{len(turns):,} turn{'s' if len(turns) != 1 else ''}"
             say(f"nbchat: the conversation ({count}) was rebuilt from {path.name}'s saved replies")
@@ -263,5 +265,7 @@ def _recordings(saved: Iterable[SavedReply], source: str) -> Iterable[Recording]
             yield recording
 
 
-def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+def _positive_seconds(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None

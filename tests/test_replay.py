@@ -268,3 +268,21 @@ def test_a_paced_replay_streams_in_small_pieces_and_can_be_stopped(
     assert 0 < len(replay.text) < len(text)
     assert replay.text == text[: len(replay.text)]
     assert len(server.chat_requests) == 1
+
+
+def test_a_conversation_reset_in_the_store_is_not_rebuilt_from_the_notebook(
+    server: LoopbackServer, tmp_path: Path
+) -> None:
+    live = ChatSession(fast_settings(server.base_url, model=MODEL))
+    sink = Sink()
+    live.ask("one", cell_id="a", observer=CellDisplay(sink))
+    path = saved_notebook(tmp_path / "saved.ipynb", [s for s in sink.shown if s[1]], ["a"])
+    with HistoryStore(tmp_path / "h.sqlite3") as store:
+        History(store, "saved.ipynb").commit(live.history.turns[0])
+        History(store, "saved.ipynb").new_conversation()  # %chat reset
+        after_reset = ChatSession(live.settings, history=History(store, "saved.ipynb"))
+        lines: list[str] = []
+        env = {"NBCHAT_NOTEBOOK": str(path)}
+        follow_saved_notebook(after_reset, {}, env, cells_named=True, say=lines.append)
+        assert lines == [] and len(after_reset.history) == 0
+        assert len(after_reset.recordings) == 1  # still there to replay from
