@@ -58,6 +58,8 @@ _SETTING_FIELDS: tuple[str, ...] = (
     "context_budget",
     "prices",
     "spend_limit",
+    "replay",
+    "replay_pace",
 )
 _REQUEST_FIELDS = tuple(name for name in ChatRequest.FIELDS if name != "stream")
 
@@ -84,8 +86,8 @@ def history(ctx: CommandContext, args: argparse.Namespace) -> None:
         _say(f"system: {_preview(session.system, 70)}")
     for number, turn in enumerate(session.history, start=1):
         footing = views.Footing.of_turn(turn)
-        notes = [note for note in (footing.ending, views.CUT if footing.cut else "") if note]
-        notes += ["stale"] if turn.stale else []
+        marks = (footing.ending, views.CUT if footing.cut else "", "stale" if turn.stale else "")
+        notes = [note for note in (*marks, views.REPLAYED if turn.replayed else "") if note]
         flag = f" ({'; '.join(notes)})" if notes else ""
         cell = f" cell {turn.cell_id[:8]}" if turn.cell_id else ""
         answer = (

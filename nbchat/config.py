@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MODEL",
     "OPENAI_DEFAULT_BASE_URL",
+    "REPLAY_MODES",
     "APIKey",
     "Settings",
     "is_loopback_url",
@@ -43,6 +44,11 @@ DEFAULT_BASE_URL = "https://api.302.ai/v1"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 
+REPLAY_MODES = ("off", "reuse", "only")
+"""``off``: always ask the server; ``reuse``: answer an identical request from its recording;
+``only``: never ask the server (see :mod:`nbchat.replay`)."""
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
 _MOST_SECONDS = 86_400  # a timeout or retry budget longer than a day is a typo
 _MOST_RETRIES = 100
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
@@ -216,6 +222,10 @@ class Settings:
     (:mod:`nbchat.prices`)."""
     spend_limit: float | None = None
     """Dollars this session may spend before the next request is refused; None: no limit."""
+    replay: str = "off"
+    """Answer from recordings: one of :data:`REPLAY_MODES` (``NBCHAT_REPLAY``)."""
+    replay_pace: bool = False
+    """Replay at the recorded reply's own pace, for demos, instead of at once."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", normalize_base_url(self.base_url))
@@ -253,6 +263,12 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"{name} must be a whole number ≥ {least}, got {value!r}")
+        if not isinstance(self.replay_pace, bool):
+            raise ConfigError(f"replay_pace must be true or false, got {self.replay_pace!r}")
+        if self.replay not in REPLAY_MODES:
+            raise ConfigError(
+                f"replay must be one of {', '.join(REPLAY_MODES)}, got {self.replay!r}"
+            )
         self._check_spending_settings()
 
     def _check_spending_settings(self) -> None:
@@ -314,6 +330,8 @@ class Settings:
             context_budget=_env_budget(env),
             prices=env.get("NBCHAT_PRICES", "").strip() or None,
             spend_limit=_env_dollars(env),
+            replay=env.get("NBCHAT_REPLAY", "").strip().lower() or "off",
+            replay_pace=env.get("NBCHAT_REPLAY_PACE", "").strip().lower() in _TRUE,
         )
 
     def with_base_url(self, url: str, *, source: str = "set in this session") -> Settings:
@@ -385,6 +403,8 @@ class Settings:
             "context_budget": self.budget_description(),
             "prices": self.prices or "prices.json beside the history file",
             "spend_limit": "none" if self.spend_limit is None else f"${self.spend_limit:,.2f}",
+            "replay": self.replay,
+            "replay_pace": self.replay_pace,
         }
 
     def budget_for(self, model: str) -> int:

@@ -12,7 +12,8 @@ second and slow down when rendering or resending the open tail gets expensive.
 
 When the reply ends, the outputs are replaced by one bundle: ``text/html`` (rendered, with a
 footer and any reasoning folded away), ``text/markdown`` and ``text/plain`` holding the reply's
-Markdown source exactly, and metadata naming the model and usage. That is what is saved in the
+Markdown source exactly, and metadata naming the request and its fingerprint
+(:func:`nbchat.ipynb.output_metadata`, a versioned schema). That is what is saved in the
 notebook, exported, and read back by tools. A reply that fails or is interrupted before any
 text leaves the cell empty: the magic says why in one line.
 
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 
 from . import views
 from .incremental import IncrementalRenderer
+from .ipynb import output_metadata
 from .render import render_markdown
 from .reply import Reply
 
@@ -155,16 +157,7 @@ def final_bundle(
         bodies, views.Footing.of_reply(reply), reply.reasonings()
     )
     markdown = views.choices_markdown(markdowns)
-    usage = result.usage
-    metadata = {
-        "nbchat": {
-            "model": reply.answered_model,
-            "status": reply.status,
-            "finish_reason": result.finish_reason,
-            "usage": dict(usage.raw) if usage is not None else None,
-            "seconds": round(reply.elapsed, 3),
-        }
-    }
+    metadata = output_metadata(reply)
     data = {"text/html": html_text, "text/markdown": markdown, "text/plain": markdown}
     return data, metadata
 

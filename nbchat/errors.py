@@ -12,6 +12,7 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── SpendLimitError              the session's spend limit is reached; nothing sent
     ├── ConversationError            no such stored conversation, a file that is no export,
     │                                or a store that cannot do what was asked
+    ├── NoRecordingError             replay=only, and no recording answers the request
     ├── ContextError                 a variable cannot go into a prompt as asked
     │   ├── UndefinedNameError       the name is not defined in the notebook
     │   ├── NotAFrameError           --df / the picker named something that is not a frame
@@ -49,6 +50,7 @@ __all__ = [
     "IncompleteStreamError",
     "MalformedChunkError",
     "NbChatError",
+    "NoRecordingError",
     "NotAFrameError",
     "NotFoundError",
     "OverBudgetError",
@@ -102,6 +104,10 @@ class OverBudgetError(NbChatError):
 
 class SpendLimitError(NbChatError):
     """The session spent its ``spend_limit`` (or cannot price the model); nothing sent."""
+
+
+class NoRecordingError(NbChatError):
+    """``replay=only`` and no recording answers the request: nothing was sent."""
 
 
 class ContextError(NbChatError):

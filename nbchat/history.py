@@ -154,6 +154,13 @@ class History:
         prompt, attachments = scrub_prompt(self._scrub, turn.prompt, turn.attachments)
         return replace(turn, prompt=prompt, reply=self._scrub(turn.reply), attachments=attachments)
 
+    @property
+    def stored(self) -> bool:
+        """The store holds a conversation of this notebook, an empty one too (after a reset):
+        a notebook the store has seen is not rebuilt from its saved outputs."""
+        with self._lock:
+            return self._conversation_id is not None
+
     def before(self, cell_id: str | None) -> tuple[Turn, ...]:
         """What a request from this cell carries: the turns before the cell's own turn, if it
         has one, all turns otherwise (and for ``None``)."""

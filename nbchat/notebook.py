@@ -5,7 +5,8 @@ and every panel share one conversation. Its history is the notebook's latest con
 the store, found by the notebook's key (its path, from the environment the server started the
 kernel with), so a kernel restart picks up where the conversation was. A path the store does not
 know is looked up by the saved notebook's cell ids (:mod:`nbchat.identity`): a renamed notebook
-goes on with its conversation, a copy with a copy of it.
+goes on with its conversation, a copy with a copy of it. The replies saved in the notebook's
+``.ipynb`` are read then too (:mod:`nbchat.ipynb`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 from .config import Settings
 from .history import History
 from .identity import notebook_file, saved_cell_ids
-from .runtime import connection_file, user_namespace
+from .runtime import connection_file, running_cell_id, user_namespace
 from .secrets import KeyScrubber
 from .session import ChatSession
 from .store import HistoryStore, notebook_key
@@ -54,7 +55,13 @@ def _new_notebook_session() -> ChatSession:
         saved = saved_cell_ids(notebook_file(key, key))
         if saved:
             history.claim(saved)
-    return ChatSession(settings, history=history, scrubber=scrubber)
+    session = ChatSession(settings, history=history, scrubber=scrubber)
+    from .ipynb import follow_saved_notebook  # the saved .ipynb: recordings, maybe the turns
+
+    follow_saved_notebook(
+        session, user_namespace(), os.environ, cells_named=running_cell_id() is not None
+    )
+    return session
 
 
 def reset_session_for_tests() -> None:

@@ -21,6 +21,7 @@ from .prompt import Prompt
 from .protocol import ChatResult, Usage
 
 if TYPE_CHECKING:
+    from .fingerprint import RequestKey
     from .history import Turn
 
 __all__ = ["ENDED", "Reply", "ReplyStatus"]
@@ -72,6 +73,10 @@ class Reply:
         """``cost`` comes from estimated tokens: the server reported no usage."""
         self.stale_left_out = 0
         """Stale turns before this one that its request left out (see ``Turn.stale``)."""
+        self.request_key: RequestKey | None = None
+        """The identity of the request it answers (its fingerprint), when the session sent one."""
+        self.replayed = False
+        """It was answered from a recording, not by the server (:mod:`nbchat.replay`)."""
         self._accumulator = StreamAccumulator()
         self._final: ChatResult | None = None
 

@@ -21,6 +21,7 @@ __all__ = [
     "display",
     "frontend",
     "javascript",
+    "running_cell_id",
     "running_shell",
     "user_namespace",
 ]
@@ -48,6 +49,17 @@ def connection_file() -> str | None:
         return None
     path = getattr(app_class.instance(), "connection_file", None)
     return str(path) if path else None
+
+
+def running_cell_id(shell: Any = None) -> str | None:
+    """The id of the cell running now, when the frontend names its cells (JupyterLab,
+    Notebook 7 and VS Code send ``metadata.cellId``; nbclient and nbconvert do not)."""
+    shell = shell if shell is not None else running_shell()
+    get_parent = getattr(getattr(shell, "kernel", None), "get_parent", None)
+    parent = get_parent() if callable(get_parent) else None
+    metadata = parent.get("metadata") if isinstance(parent, dict) else None
+    cell_id = metadata.get("cellId") if isinstance(metadata, dict) else None
+    return cell_id if isinstance(cell_id, str) and cell_id else None
 
 
 @dataclass(frozen=True, slots=True)

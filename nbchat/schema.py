@@ -17,8 +17,8 @@ Schema, ``PRAGMA user_version = 3`` (a later version migrates from the number it
                     usage TEXT NULL (a JSON object), created REAL,
                     attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
                     details TEXT NULL (a JSON object: refusal, tool_calls [{id, name,
-                    arguments}], finish_reason, stale — each only when there is one;
-                    since 2)
+                    arguments}], finish_reason, stale, request {fingerprint, host, model,
+                    params, context}, replayed — each only when there is one; since 2)
                     PRIMARY KEY (conversation_id, position)
                     INDEX turns_by_cell (cell_id): which conversations hold a cell (since 3)
 
@@ -43,6 +43,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 
+from .fingerprint import RequestKey
 from .prompt import Attachment
 from .protocol import ToolCall
 from .turn import Turn, spans_fit
@@ -245,15 +246,24 @@ def _details_json(turn: Turn) -> str | None:
         details["finish_reason"] = turn.finish_reason
     if turn.stale:
         details["stale"] = True
+    if turn.request is not None:
+        details["request"] = turn.request.to_json()
+    if turn.replayed:
+        details["replayed"] = True
     return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
 
 
-def _read_details(text: str | None) -> dict[str, object]:
+def _read_details(text: str | None, prompt: str) -> dict[str, object]:
     """Turn fields from the details column; whatever is malformed is left out."""
     raw = _loads(text)
     if not isinstance(raw, dict):
         return {}
     details: dict[str, object] = {}
+    request = RequestKey.from_json(raw.get("request"), prompt=prompt)
+    if request is not None:
+        details["request"] = request
+    if raw.get("replayed") is True:
+        details["replayed"] = True
     if isinstance(raw.get("refusal"), str):
         details["refusal"] = raw["refusal"]
     if isinstance(raw.get("finish_reason"), str):
@@ -297,7 +307,7 @@ def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]
                     usage=_read_usage(usage),
                     created=float(created),
                     attachments=_read_attachments(attachments, prompt),
-                    **_read_details(details),  # type: ignore[arg-type]
+                    **_read_details(details, prompt),  # type: ignore[arg-type]
                 )
             )
         except (ValueError, TypeError):

@@ -11,6 +11,9 @@ What reaches history follows the notebook's logic: a reply that completed is com
 run again replaces its own turn), one the user stopped is kept with its partial text and marked
 interrupted, one that failed leaves history as it was. Each commit is announced as
 ``turn_committed`` with the reply it came from, before that reply's ``reply_ended``.
+
+When the ``replay`` setting is on, a request that a recording answers is played from it
+(:mod:`nbchat.replay`) instead of being sent; the rest of its life is a live reply's.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from .budget import fit
 from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
+from .fingerprint import RequestKey, request_key
 from .history import History, Turn
 from .prompt import Prompt
 from .protocol import ChatRequest, Message, Usage
+from .replay import Recording, Recordings
 from .reply import Reply, ReplyStatus
 from .secrets import KeyScrubber
 from .spending import Spending
@@ -101,6 +106,8 @@ class ChatSession:
         self._in_flight = threading.Lock()
         self._stream: ChatStream | None = None
         self._cancel_requested = threading.Event()
+        self.recordings = Recordings()
+        """Replies a request may be answered from when ``settings.replay`` is not ``off``."""
 
     def __repr__(self) -> str:
         return (
@@ -232,8 +239,11 @@ class ChatSession:
                 use_history=use_history and not new_conversation,
                 stream=stream,
             )
-            self._settings.require_key()
-            self.spending.check(self._settings, request.model)
+            key = request_key(self._settings.base_url, request)
+            recording = self._recording_for(key)
+            if recording is None:  # a replayed reply needs no key and costs nothing
+                self._settings.require_key()
+                self.spending.check(self._settings, request.model)
             self._cancel_requested.clear()
             reply = Reply(
                 prompt, model=request.model, cell_id=cell_id, choices_requested=request.n or 1
@@ -242,13 +252,28 @@ class ChatSession:
             reply.estimated_prompt_tokens = request.estimated_prompt_tokens
             if use_history and not new_conversation:
                 reply.stale_left_out = sum(t.stale for t in self.history.before(cell_id))
+            reply.request_key, reply.replayed = key, recording is not None
             self.last_reply = reply
             self.events.emit("reply_started", reply, also=observer)  # before anything is sent
-            self._follow(reply, request, observer, keep=use_history, new=new_conversation)
+            self._follow(
+                reply, request, observer, keep=use_history, new=new_conversation, replay=recording
+            )
             return reply
         finally:
             self._stream = None
             self._in_flight.release()
+
+    def _recording_for(self, key: RequestKey) -> Recording | None:
+        """The recording to answer with, by the replay setting; raises under ``only`` when
+        there is none, before anything is shown or sent."""
+        mode = self._settings.replay
+        if mode == "off":
+            return None
+        turns = self.history.turns
+        recording = self.recordings.find(key, turns)
+        if recording is None and mode == "only":
+            raise self.recordings.missing(key, turns)
+        return recording
 
     def _follow(
         self,
@@ -258,11 +283,14 @@ class ChatSession:
         *,
         keep: bool,
         new: bool,
+        replay: Recording | None = None,
     ) -> None:
         """Send ``request`` and see ``reply`` to its end: done, interrupted or failed."""
         try:
-            if request.stream:
-                result = self._stream_into(reply, request, observer)
+            if replay is not None and not request.stream:
+                result = replay.result()
+            elif request.stream:
+                result = self._stream_into(reply, request, observer, replay)
             else:
                 result = self.client.complete(request)
         except KeyboardInterrupt:
@@ -280,9 +308,17 @@ class ChatSession:
         self._end(reply, status, observer, keep=keep, new=new, result=result)
 
     def _stream_into(
-        self, reply: Reply, request: ChatRequest, observer: ReplyObserver | None
+        self,
+        reply: Reply,
+        request: ChatRequest,
+        observer: ReplyObserver | None,
+        replay: Recording | None = None,
     ) -> Any:
-        chat_stream = self.client.stream(request)
+        chat_stream: Any = (
+            replay.stream(paced=self._settings.replay_pace)
+            if replay is not None
+            else self.client.stream(request)
+        )
         self._stream = chat_stream
         if self._cancel_requested.is_set():
             chat_stream.cancel()
@@ -304,8 +340,9 @@ class ChatSession:
     ) -> None:
         reply.end(status, result=result)
         final = reply.result
-        self.usage.add(reply.answered_model, final.usage)
-        self.spending.charge(reply)
+        if not reply.replayed:  # a replayed reply cost nothing
+            self.usage.add(reply.answered_model, final.usage)
+            self.spending.charge(reply)
         first = final.choices[0] if final.choices else None
         if keep and (status == "done" or final.text):
             if new:
@@ -321,6 +358,8 @@ class ChatSession:
                 refusal=first.refusal if first else "",
                 tool_calls=first.tool_calls if first else (),
                 finish_reason=first.finish_reason if first else None,
+                request=reply.request_key,
+                replayed=reply.replayed,
             )
             reply.turn = self.history.commit(turn)
             self.events.emit("turn_committed", reply.turn, reply)
@@ -349,6 +388,8 @@ class ChatSession:
         from .client import ChatClient
 
         settings = self._settings
+        if settings.replay == "only":
+            return None  # never the network
         try:
             settings.require_key()
             probe = ChatClient(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
+from .fingerprint import RequestKey
 from .prompt import Attachment
 from .protocol import ToolCall
 
@@ -61,6 +62,10 @@ class Turn:
     stale: bool = False
     """Answered from an earlier cell's old text: that cell was re-run with a new prompt since.
     A stale turn is left out of requests until its own cell is run again."""
+    request: RequestKey | None = field(default=None, hash=False)
+    """The request this turn answered, by its identity: what replay matches."""
+    replayed: bool = False
+    """The reply came from a recording, not from the server."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:

@@ -52,6 +52,8 @@ __all__ = [
 INTERRUPTED = "interrupted"
 """The word for a reply the user stopped (Stop, Kernel → Interrupt, Ctrl-C)."""
 FAILED = "failed"
+REPLAYED = "replayed"
+"""What a footer says of a reply answered from a recording, with no request sent."""
 CUT = "cut at the token limit (max_tokens)"
 """What a footer says of a reply the server ended with ``finish_reason: "length"``."""
 STALE = "stale: an earlier cell changed; left out of requests until this cell runs again"
@@ -131,6 +133,8 @@ class Footing:
     """The turn was answered from an earlier cell's old text (``Turn.stale``)."""
     stale_left_out: int = 0
     """Stale turns the reply's request left out."""
+    replayed: bool = False
+    """Answered from a recording (:mod:`nbchat.replay`), not by the server."""
 
     @classmethod
     def of_reply(cls, reply: Reply) -> Footing:
@@ -152,6 +156,7 @@ class Footing:
             cost=reply.cost,
             cost_estimated=reply.cost_estimated,
             stale_left_out=reply.stale_left_out,
+            replayed=reply.replayed,
         )
 
     @classmethod
@@ -165,11 +170,14 @@ class Footing:
             ending=INTERRUPTED if turn.status == "interrupted" else "",
             cut=turn.finish_reason == "length",
             stale=turn.stale,
+            replayed=turn.replayed,
         )
 
     def parts(self) -> list[str]:
         """The footer's pieces, in order: model, tokens, time, how it ended."""
         parts = [self.model]
+        if self.replayed:
+            parts.append(REPLAYED)
         if self.prompt_tokens is not None and self.completion_tokens is not None:
             parts.append(f"{self.prompt_tokens:,} → {self.completion_tokens:,} tokens")
         elif self.total_tokens is not None:

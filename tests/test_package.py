@@ -135,7 +135,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt", "sizes"], 3),
     **dict.fromkeys(["turn", "schema", "store", "catalog", "identity", "history"], 4),
+    "fingerprint": 1,
     **dict.fromkeys(["reply", "events", "session", "notebook", "spending", "conversations"], 5),
+    **dict.fromkeys(["replay", "ipynb"], 5),
     **dict.fromkeys(["views", "options", "export", "usage_report", "importer"], 6),
     **dict.fromkeys(
         [
