@@ -136,6 +136,7 @@ def final_bundle(
         bodies.append("".join(parts.finished) + parts.tail + views.choice_extras_html(choice))
         markdowns.append(views.choice_markdown(text, choice))
     html_text = views.reply_html(bodies, views.Footing.of_reply(reply), reply.reasonings())
+    html_text = views.images_html(reply.message.images) + html_text  # what the model was shown
     markdown = views.choices_markdown(markdowns)
     usage = result.usage
     metadata = {

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .images import ImagePart
 
 __all__ = ["Attachment", "Prompt", "compose"]
 
@@ -50,6 +54,8 @@ class Prompt:
 
     text: str
     attachments: tuple[Attachment, ...] = ()
+    images: tuple[ImagePart, ...] = ()
+    """Images sent after the text as content parts; each has its marker in :attr:`text`."""
 
     def parts(self) -> Iterator[tuple[str, Attachment | None]]:
         """The text in order, as ``(piece, None)`` for typed text and ``(summary,
@@ -104,20 +110,30 @@ def compose(
     frames: Sequence[str] = (),
     tokens: int = 1000,
     rows: int = 0,
+    images: Sequence[str | ImagePart] = (),
 ) -> Prompt:
     """The message for ``typed``: each defined ``{name}`` filled in (unless ``fill`` is
     False: then it goes as typed), then a summary of each dataframe named in ``frames``,
-    separated by blank lines.
+    separated by blank lines, then a marker for each image in ``images`` (a variable's name,
+    or a part already made, such as a cell's output). A ``{name}`` whose value is an image
+    becomes its marker, and every image is sent as a part after the text
+    (:mod:`nbchat.images`).
 
     Raises a :class:`~nbchat.errors.ContextError` (one line, for the user) when a name in
     ``frames`` is undefined or not a frame, or a frame cannot be described.
     """
     from .context import Field, fields, frame_attachment, value_text
+    from .images import image_attachment, image_part, is_image
 
     builder = _Builder()
+    parts: list[ImagePart] = []
     for piece in fields(typed, namespace) if fill else (typed,):
         if not isinstance(piece, Field):
             builder.text(piece)
+            continue
+        if is_image(piece.value):
+            parts.append(image_part(piece.name, piece.value))
+            builder.text(parts[-1].marker)
             continue
         text, label = value_text(piece.name, piece.value, prompt=typed, tokens=tokens, rows=rows)
         if label is None:
@@ -131,5 +147,9 @@ def compose(
         summary, label = frame_attachment(name, namespace, prompt=typed, tokens=tokens, rows=rows)
         builder.text(_SEPARATOR)
         builder.summary(name, label, summary)
+    for number, image in enumerate(images):
+        parts.append(image_attachment(image, namespace) if isinstance(image, str) else image)
+        builder.text("\n" if number else _SEPARATOR)
+        builder.text(parts[-1].marker)
     message, frame_spans = builder.strip()
-    return Prompt(message, (*spans, *frame_spans))
+    return Prompt(message, (*spans, *frame_spans), tuple(parts))

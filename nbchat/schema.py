@@ -13,7 +13,8 @@ Schema, ``PRAGMA user_version = 2`` (a later version migrates from the number it
                     usage TEXT NULL (a JSON object), created REAL,
                     attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
                     details TEXT NULL (a JSON object: refusal, tool_calls [{id, name,
-                    arguments}], finish_reason — each only when there is one; since 2)
+                    arguments}], finish_reason, images [ImagePart.to_json()] — each only
+                    when there is one; since 2)
                     PRIMARY KEY (conversation_id, position)
 
 Nothing else is stored: no settings, no key. What is malformed in an optional column (usage,
@@ -34,6 +35,7 @@ import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 
+from .images import ImagePart
 from .prompt import Attachment
 from .protocol import ToolCall
 from .turn import Turn, spans_fit
@@ -213,6 +215,8 @@ def _details_json(turn: Turn) -> str | None:
         ]
     if turn.finish_reason is not None:
         details["finish_reason"] = turn.finish_reason
+    if turn.images:
+        details["images"] = [image.to_json() for image in turn.images]
     return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
 
 
@@ -238,7 +242,23 @@ def _read_details(text: str | None) -> dict[str, object]:
             )
             for c in calls
         )
+    images = _read_images(raw.get("images"))
+    if images:
+        details["images"] = images
     return details
+
+
+def _read_images(raw: object) -> tuple[ImagePart, ...]:
+    """The stored images that are whole; one that is not is left out (its marker stays)."""
+    if not isinstance(raw, list):
+        return ()
+    images = []
+    for item in raw:
+        try:
+            images.append(ImagePart.from_json(item))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return tuple(images)
 
 
 def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]:

@@ -24,6 +24,7 @@ from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
 from .history import History, Turn
+from .images import user_content
 from .prompt import Prompt
 from .protocol import ChatRequest, Message, Usage
 from .reply import Reply, ReplyStatus
@@ -163,8 +164,8 @@ class ChatSession:
         if use_history:
             for turn in self.history.before(cell_id):
                 messages.extend(turn.messages())
-        text = prompt.text if isinstance(prompt, Prompt) else prompt
-        messages.append({"role": "user", "content": text})
+        message = prompt if isinstance(prompt, Prompt) else Prompt(prompt)
+        messages.append({"role": "user", "content": user_content(message.text, message.images)})
         merged = {**self._settings.params, **(params or {})}
         request = ChatRequest.build(model or self._settings.model, messages, merged)
         request.stream = stream
@@ -291,6 +292,7 @@ class ChatSession:
                 refusal=first.refusal if first else "",
                 tool_calls=first.tool_calls if first else (),
                 finish_reason=first.finish_reason if first else None,
+                images=reply.message.images,
             )
             reply.turn = self.history.commit(turn)
             self.events.emit("turn_committed", reply.turn, reply)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, get_args
 
+from .images import ImagePart, user_content
 from .prompt import Attachment
 from .protocol import ToolCall
 
@@ -58,6 +59,9 @@ class Turn:
     """The functions the model asked to call, with their arguments as JSON text."""
     finish_reason: str | None = None
     """Why the reply ended, as the server said (``stop``, ``length``, ``tool_calls``, …)."""
+    images: tuple[ImagePart, ...] = ()
+    """The images sent after the prompt's text, kept so that later requests send them again
+    (each with its ``estimated_tokens``, for a budget)."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -71,6 +75,7 @@ class Turn:
             object.__setattr__(self, "usage", MappingProxyType(counts) if counts else None)
         object.__setattr__(self, "attachments", tuple(self.attachments))
         object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        object.__setattr__(self, "images", tuple(self.images))
         if not spans_fit(self.prompt, self.attachments):
             raise ValueError(
                 f"attachments must lie in order inside the prompt of {len(self.prompt)}"
@@ -82,8 +87,9 @@ class Turn:
         (a refusal as its text; tool calls as ``tool_calls``), then one ``tool`` message per
         call saying it was not run, which keeps the request valid for every server."""
         answer: dict[str, Any] = {"role": "assistant", "content": self.reply or self.refusal}
+        question = {"role": "user", "content": user_content(self.prompt, self.images)}
         if not self.tool_calls:
-            return [{"role": "user", "content": self.prompt}, answer]
+            return [question, answer]
         ids = [call.id or f"call_{number}" for number, call in enumerate(self.tool_calls)]
         answer["content"] = answer["content"] or None
         answer["tool_calls"] = [
@@ -95,7 +101,7 @@ class Turn:
             for call_id, call in zip(ids, self.tool_calls, strict=True)
         ]
         results = [{"role": "tool", "tool_call_id": i, "content": TOOLS_NOT_RUN} for i in ids]
-        return [{"role": "user", "content": self.prompt}, answer, *results]
+        return [question, answer, *results]
 
 
 def spans_fit(text: str, attachments: Sequence[Attachment]) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .history import Turn
+    from .images import ImagePart
     from .prompt import Prompt
     from .protocol import Choice, ToolCall
     from .reply import Reply
@@ -33,6 +34,7 @@ __all__ = [
     "empty_transcript",
     "footer_html",
     "footer_text",
+    "images_html",
     "interrupted_message",
     "notice_html",
     "placeholder_html",
@@ -68,6 +70,12 @@ STYLES: Mapping[str, str] = {
     "nbchat-typed": "white-space: pre-wrap",
     "nbchat-attachment-summary": _MUTED,
     "nbchat-attachment-body": "font-size: 0.8em; white-space: pre-wrap",
+    "nbchat-images": "display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0",
+    "nbchat-image": "margin: 0",
+    "nbchat-thumbnail": (
+        "max-width: 160px; max-height: 120px; border: 1px solid var(--jp-border-color2, #e0e0e0)"
+    ),
+    "nbchat-image-caption": _MUTED,
     "nbchat-error": "color: var(--jp-error-color1, #d32f2f)",
     "nbchat-status-text": "color: var(--jp-ui-font-color2, #757575); font-size: 0.9em",
     "nbchat-status-error": "color: var(--jp-error-color1, #d32f2f); font-size: 0.9em",
@@ -316,7 +324,30 @@ def prompt_html(prompt: Prompt) -> str:
         body = _element("pre", "nbchat-attachment-body", html.escape(piece))
         parts.append(f'<details class="nbchat-attachment">{summary}{body}</details>')
     label = _element("div", "nbchat-you-label", "You")
-    return _element("div", "nbchat-you", label + "".join(parts))
+    return _element("div", "nbchat-you", label + "".join(parts) + images_html(prompt.images))
+
+
+def images_html(images: Sequence[ImagePart]) -> str:
+    """Each image sent, as a small thumbnail over its label ("" when there are none).
+
+    The only ``<img>`` nbchat draws, and only of parts it made itself: an :class:`ImagePart`
+    holds a PNG or JPEG as base64 and nothing else (checked when it is made or read back), so
+    its ``data:`` URL cannot carry anything but that image. Model output never reaches here;
+    :mod:`nbchat.render` keeps images in replies as links, never loaded.
+    """
+    if not images:
+        return ""
+    figures = []
+    for image in images:
+        label = html.escape(image.label)
+        style = STYLES["nbchat-thumbnail"]
+        thumbnail = (
+            f'<img class="nbchat-thumbnail" style="{style}" src="{image.url}" alt="{label}"'
+            f' title="{label}">'
+        )
+        caption = _element("figcaption", "nbchat-image-caption", f"image: {label}")
+        figures.append(_element("figure", "nbchat-image", thumbnail + caption))
+    return _element("div", "nbchat-images", "".join(figures))
 
 
 def notice_html(message: str) -> str:

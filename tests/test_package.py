@@ -20,6 +20,8 @@ HEAVY = (
     "polars",
     "numpy",
     "pyarrow",
+    "matplotlib",
+    "PIL",
 )
 
 
@@ -131,7 +133,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["errors", "version", "sse", "config", "secrets", "runtime"], 0),
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
-    **dict.fromkeys(["context", "frames", "prompt"], 3),
+    **dict.fromkeys(["context", "frames", "prompt", "images", "cell_images"], 3),
     **dict.fromkeys(["turn", "schema", "store", "history"], 4),
     **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
     **dict.fromkeys(["views", "options", "export"], 6),
