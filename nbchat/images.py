@@ -278,7 +278,8 @@ def image_part(name: str, value: object, *, detail: str | None = None) -> ImageP
 def _figure_png(figure: Any) -> bytes:
     """A matplotlib figure as PNG, its dpi lowered so its longest side fits in MAX_SIDE."""
     width, height = (float(inches) for inches in figure.get_size_inches())
-    dpi = min(float(figure.dpi), (MAX_SIDE - 0.5) / max(width, height, 1e-6))
+    # matplotlib truncates inches × dpi to whole pixels; a quarter pixel over lands on MAX_SIDE.
+    dpi = min(float(figure.dpi), (MAX_SIDE + 0.25) / max(width, height, 1e-6))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
