@@ -18,17 +18,21 @@ import base64
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ContextError
-from .images import MAX_BYTES, ImagePart, image_part, is_image, part_from_data
 
-__all__ = ["KEEP_CELLS", "PER_CELL", "CellImages", "capture", "install", "uninstall"]
+if TYPE_CHECKING:
+    from .images import ImagePart
+
+__all__ = ["KEEP_CELLS", "MAX_KEPT", "PER_CELL", "CellImages", "capture", "install", "uninstall"]
 
 KEEP_CELLS = 8
 """Cells whose displayed images are kept (the most recent ones)."""
 PER_CELL = 4
 """Images kept per cell (its last ones)."""
+MAX_KEPT = 27 * 1024 * 1024
+"""The longest base64 text of one image kept: 20 MiB of image, the most nbchat sends."""
 _MIMES = ("image/png", "image/jpeg")
 
 log = logging.getLogger("nbchat")
@@ -51,7 +55,7 @@ class CellImages:
         """A display output was published: keep its image, if it has one."""
         for mime in _MIMES:
             image = data.get(mime)
-            if isinstance(image, (str, bytes)) and 0 < len(image) <= MAX_BYTES * 4 // 3:
+            if isinstance(image, (str, bytes)) and 0 < len(image) <= MAX_KEPT:
                 self._pending.append(image)
                 del self._pending[:-PER_CELL]
                 return
@@ -84,6 +88,8 @@ class CellImages:
 
     def image(self, number: int, outputs: Mapping[int, Any] | None = None) -> ImagePart:
         """The last image cell ``number`` showed (or its ``Out[N]``, if that is an image)."""
+        from .images import image_part, is_image, part_from_data
+
         count = self.count(number)
         name = f"cell {count}"
         kept = self._cells.get(count)

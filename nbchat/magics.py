@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
@@ -23,11 +23,13 @@ from IPython.core.magic import line_cell_magic as _line_cell_magic
 from . import views
 from .errors import NbChatError
 from .events import ReplyObserver
-from .images import ImagePart
 from .notebook import get_session
 from .options import request_params, row_count, token_budget, usage_error
 from .prompt import compose
 from .session import ChatSession
+
+if TYPE_CHECKING:
+    from .images import ImagePart
 
 __all__ = ["ChatMagics"]
 
