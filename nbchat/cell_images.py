@@ -6,8 +6,8 @@ it in ``Out[N]``. :class:`CellImages` listens at the publisher (wrapping its ``p
 every display goes through, the figures matplotlib's inline backend flushes after the cell
 included) and files what it saw under the cell's execution count when the cell ends
 (``post_run_cell``). It keeps only a reference to the base64 text the publisher was given, and
-only for the last :data:`KEEP_CELLS` cells, at most :data:`PER_CELL` images each, so memory
-stays bounded however many plots a notebook draws.
+only for the last :data:`KEEP_CELLS` cells, at most :data:`PER_CELL` images each and
+:data:`MAX_TOTAL` in all, so memory stays bounded however many plots a notebook draws.
 
 Nothing here imports IPython: the shell is whatever ``%load_ext`` was given.
 """
@@ -25,7 +25,16 @@ from .errors import ContextError
 if TYPE_CHECKING:
     from .images import ImagePart
 
-__all__ = ["KEEP_CELLS", "MAX_KEPT", "PER_CELL", "CellImages", "capture", "install", "uninstall"]
+__all__ = [
+    "KEEP_CELLS",
+    "MAX_KEPT",
+    "MAX_TOTAL",
+    "PER_CELL",
+    "CellImages",
+    "capture",
+    "install",
+    "uninstall",
+]
 
 KEEP_CELLS = 8
 """Cells whose displayed images are kept (the most recent ones)."""
@@ -33,6 +42,8 @@ PER_CELL = 4
 """Images kept per cell (its last ones)."""
 MAX_KEPT = 27 * 1024 * 1024
 """The longest base64 text of one image kept: 20 MiB of image, the most nbchat sends."""
+MAX_TOTAL = 64 * 1024 * 1024
+"""The most base64 text kept in all: older cells' images go first when it is passed."""
 _MIMES = ("image/png", "image/jpeg")
 
 log = logging.getLogger("nbchat")
@@ -70,8 +81,13 @@ class CellImages:
         if pending:
             self._cells[count] = pending
             self._cells.move_to_end(count)
-            while len(self._cells) > KEEP_CELLS:
+            while len(self._cells) > KEEP_CELLS or (
+                len(self._cells) > 1 and self._kept_size() > MAX_TOTAL
+            ):
                 self._cells.popitem(last=False)
+
+    def _kept_size(self) -> int:
+        return sum(len(image) for images in self._cells.values() for image in images)
 
     def count(self, number: int) -> int:
         """The execution count ``number`` names: itself, or counted back from the latest cell

@@ -376,3 +376,20 @@ def test_the_shape_check_refuses_what_no_gateway_reads() -> None:
     ):
         with pytest.raises(Exception, match="."):
             validate_openai_messages([{"role": "user", "content": [bad]}])
+
+
+def test_kept_images_stay_under_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from nbchat import cell_images
+
+    monkeypatch.setattr(cell_images, "MAX_TOTAL", 500)
+    kept = cell_images.CellImages()
+    image = base64.b64encode(png_bytes(64, 64)).decode()
+    assert 200 <= len(image) < 250  # two cells' images fit in 500, three do not
+    for count in range(1, 6):
+        kept.note({"image/png": image, "text/plain": "<Figure>"})
+        kept.cell_ended(SimpleNamespace(execution_count=count))
+    assert kept.image(5).width == 64 and kept.image(-2).name == "cell 4"
+    with pytest.raises(ContextError, match="showed no image"):
+        kept.image(3)
