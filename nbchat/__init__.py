@@ -61,8 +61,10 @@ _extension_magics: dict[int, Any] = {}
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext nbchat``: register ``%%chat``/``%chat`` and follow cell ids."""
+    from .cell_images import install
     from .magics import ChatMagics, keep_question_marks
 
+    install(ipython)  # keeps the images cells display, for --cell-image
     magics = ChatMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
@@ -77,7 +79,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = _extension_magics.pop(id(ipython), None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+    from .cell_images import uninstall
     from .magics import keep_question_marks
+
+    uninstall(ipython)
 
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks in cleanup:

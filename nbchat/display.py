@@ -156,6 +156,7 @@ def final_bundle(
     html_text = views.size_notes_html(reply.message.notes) + views.reply_html(
         bodies, views.Footing.of_reply(reply), reply.reasonings()
     )
+    html_text = views.images_html(reply.message.images) + html_text  # what the model was shown
     markdown = views.choices_markdown(markdowns)
     metadata = output_metadata(reply)
     data = {"text/html": html_text, "text/markdown": markdown, "text/plain": markdown}

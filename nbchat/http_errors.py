@@ -304,10 +304,28 @@ def _status_error(
             hint=_TOO_LONG_HINT,
             **kwargs,
         )
+    if status in (400, 415, 422) and _images_refused(server_message):
+        named = f"The model {model!r}" if model else "The model"
+        return APIError(
+            f"{named} does not accept images (HTTP {status} from {host}{said})",
+            hint="ask without {fig}, --image or --cell-image, or pick a vision model with -m",
+            **kwargs,
+        )
     advice = "the request was refused as it stands" if status == 400 else None
     if retryable_status(status):  # 408, 409: busy with something else, so asked again
         advice = f"the server could not take the request now; {tried}. Try again later"
     return APIError(f"HTTP {status} from {host}{said}", hint=advice, **kwargs)
+
+
+_IMAGE_WORDS = ("image", "vision", "multimodal", "multi-modal", "content part")
+"""Words in a refusal that say the model takes no images: OpenAI's "image_url is only
+supported by certain models", llama.cpp's "image input is not supported", vLLM's "not a
+multimodal model", a gateway's "does not support vision"; compared lower-cased."""
+
+
+def _images_refused(server_message: str | None) -> bool:
+    said = (server_message or "").lower()
+    return any(words in said for words in _IMAGE_WORDS)
 
 
 def _context_exceeded(body: Any, server_message: str | None) -> bool:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
@@ -27,6 +27,9 @@ from .notebook import get_session
 from .options import request_params, row_count, token_budget, usage_error
 from .prompt import compose
 from .session import ChatSession
+
+if TYPE_CHECKING:
+    from .images import ImagePart
 
 __all__ = ["ChatMagics"]
 
@@ -118,6 +121,14 @@ class ChatMagics(Magics):
     @argument("--df", action="append", metavar="NAME", help="attach a dataframe's summary (repeat)")
     @argument("--df-rows", type=row_count, metavar="N", help="sample rows in dataframe summaries")
     @argument("--df-tokens", type=token_budget, metavar="N", help="token budget per summary")
+    @argument("--image", action="append", metavar="NAME", help="send an image or plot (repeat)")
+    @argument(
+        "--cell-image",
+        action="append",
+        type=int,
+        metavar="N",
+        help="send the image cell [N] showed; -1 is the last cell (repeat)",
+    )
     @argument("--code", action="store_true", help="put code block 1 of the reply in a new cell")
     @argument("-o", "--out", metavar="NAME", help="also store the reply text in variable NAME")
     @line_cell_magic
@@ -170,6 +181,7 @@ class ChatMagics(Magics):
                 frames=args.df or (),
                 tokens=settings.context_tokens if args.df_tokens is None else args.df_tokens,
                 rows=settings.context_rows if args.df_rows is None else args.df_rows,
+                images=[*(args.image or ()), *self._cell_images(args.cell_image or ())],
             )
             reply = session.ask(
                 prompt,
@@ -199,6 +211,17 @@ class ChatMagics(Magics):
                 code_to_next_cell(self, reply.text, 1)
             except UsageError as error:
                 print(f"(--code: {error})")
+
+    def _cell_images(self, numbers: Sequence[int]) -> list[ImagePart]:
+        if not numbers:
+            return []
+        from .cell_images import capture
+
+        kept = capture(self.shell)
+        outputs = self.shell.user_ns.get("Out") if self.shell is not None else None
+        return [
+            kept.image(number, outputs if isinstance(outputs, dict) else None) for number in numbers
+        ]
 
     def _display(self) -> ReplyObserver:
         from .runtime import frontend

@@ -212,7 +212,9 @@ class ChatPanel(widgets.VBox):  # type: ignore[misc]
         if self.session.busy:
             self._set_status(_BUSY_MESSAGE, error=True)
             return False
-        return self._start(_Message(Prompt(turn.prompt, turn.attachments), turn.cell_id))
+        return self._start(
+            _Message(Prompt(turn.prompt, turn.attachments, images=turn.images), turn.cell_id)
+        )
 
     def send_again(self) -> bool:
         """Send the message that failed, or was stopped before its reply began, as it was."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .images import ImagePart
     from .sizes import SizeNote
 
 __all__ = ["Attachment", "Prompt", "compose"]
@@ -56,6 +57,8 @@ class Prompt:
     attachments: tuple[Attachment, ...] = ()
     notes: tuple[SizeNote, ...] = ()
     """Values cut short and long texts in it, which the user is told of (:mod:`nbchat.sizes`)."""
+    images: tuple[ImagePart, ...] = ()
+    """Images sent after the text as content parts; each has its marker in :attr:`text`."""
 
     def parts(self) -> Iterator[tuple[str, Attachment | None]]:
         """The text in order, as ``(piece, None)`` for typed text and ``(summary,
@@ -110,24 +113,34 @@ def compose(
     frames: Sequence[str] = (),
     tokens: int = 1000,
     rows: int = 0,
+    images: Sequence[str | ImagePart] = (),
 ) -> Prompt:
     """The message for ``typed``: each defined ``{name}`` filled in (unless ``fill`` is
     False: then it goes as typed), then a summary of each dataframe named in ``frames``,
-    separated by blank lines.
+    separated by blank lines, then a marker for each image in ``images`` (a variable's name,
+    or a part already made, such as a cell's output). A ``{name}`` whose value is an image
+    becomes its marker, and every image is sent as a part after the text
+    (:mod:`nbchat.images`).
 
     Raises a :class:`~nbchat.errors.ContextError` (one line, for the user) when a name in
     ``frames`` is undefined or not a frame, or a frame cannot be described.
     """
     from .context import Field, fields, frame_attachment, value_text
+    from .images import image_attachment, image_part, is_image
     from .sizes import typed_note, value_note
 
     builder = _Builder()
     notes: list[SizeNote] = []
+    parts: list[ImagePart] = []
     typed_characters = 0
     for piece in fields(typed, namespace) if fill else (typed,):
         if not isinstance(piece, Field):
             builder.text(piece)
             typed_characters += len(piece)
+            continue
+        if is_image(piece.value):
+            parts.append(image_part(piece.name, piece.value))
+            builder.text(parts[-1].marker)
             continue
         text, label = value_text(piece.name, piece.value, prompt=typed, tokens=tokens, rows=rows)
         if label is None:
@@ -144,6 +157,15 @@ def compose(
         summary, label = frame_attachment(name, namespace, prompt=typed, tokens=tokens, rows=rows)
         builder.text(_SEPARATOR)
         builder.summary(name, label, summary)
+    for number, image in enumerate(images):
+        parts.append(image_attachment(image, namespace) if isinstance(image, str) else image)
+        builder.text("\n" if number else _SEPARATOR)
+        builder.text(parts[-1].marker)
     message, frame_spans = builder.strip()
     pasted = typed_note(typed_characters, typed)
-    return Prompt(message, (*spans, *frame_spans), (*notes, *([pasted] if pasted else [])))
+    return Prompt(
+        message,
+        (*spans, *frame_spans),
+        (*notes, *([pasted] if pasted else [])),
+        tuple(parts),
+    )

@@ -18,7 +18,8 @@ Schema, ``PRAGMA user_version = 3`` (a later version migrates from the number it
                     attachments TEXT NULL (a JSON list of Attachment.to_json(); since 2)
                     details TEXT NULL (a JSON object: refusal, tool_calls [{id, name,
                     arguments}], finish_reason, stale, request {fingerprint, host, model,
-                    params, context}, replayed — each only when there is one; since 2)
+                    params, context}, replayed, images [ImagePart.to_json()] — each only when
+                    there is one; since 2)
                     PRIMARY KEY (conversation_id, position)
                     INDEX turns_by_cell (cell_id): which conversations hold a cell (since 3)
 
@@ -44,6 +45,7 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 
 from .fingerprint import RequestKey
+from .images import ImagePart
 from .prompt import Attachment
 from .protocol import ToolCall
 from .turn import Turn, spans_fit
@@ -250,6 +252,8 @@ def _details_json(turn: Turn) -> str | None:
         details["request"] = turn.request.to_json()
     if turn.replayed:
         details["replayed"] = True
+    if turn.images:
+        details["images"] = [image.to_json() for image in turn.images]
     return json.dumps(details, ensure_ascii=False, sort_keys=True) if details else None
 
 
@@ -282,7 +286,23 @@ def _read_details(text: str | None, prompt: str) -> dict[str, object]:
             )
             for c in calls
         )
+    images = _read_images(raw.get("images"))
+    if images:
+        details["images"] = images
     return details
+
+
+def _read_images(raw: object) -> tuple[ImagePart, ...]:
+    """The stored images that are whole; one that is not is left out (its marker stays)."""
+    if not isinstance(raw, list):
+        return ()
+    images = []
+    for item in raw:
+        try:
+            images.append(ImagePart.from_json(item))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return tuple(images)
 
 
 def read_turns(db: sqlite3.Connection, conversation_id: int) -> tuple[Turn, ...]:

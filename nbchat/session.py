@@ -29,6 +29,7 @@ from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
 from .fingerprint import RequestKey, request_key
 from .history import History, Turn
+from .images import user_content
 from .prompt import Prompt
 from .protocol import ChatRequest, Message, Usage
 from .replay import Recording, Recordings
@@ -182,12 +183,12 @@ class ChatSession:
             if use_history
             else []
         )
-        text = prompt.text if isinstance(prompt, Prompt) else prompt
+        message = prompt if isinstance(prompt, Prompt) else Prompt(prompt)
         model_name = model or self._settings.model
         fitted = fit(
             system_messages,
             turns,
-            {"role": "user", "content": text},
+            {"role": "user", "content": user_content(message.text, message.images)},
             self._settings.budget_for(model_name),
         )
         merged = {**self._settings.params, **(params or {})}
@@ -360,6 +361,7 @@ class ChatSession:
                 finish_reason=first.finish_reason if first else None,
                 request=reply.request_key,
                 replayed=reply.replayed,
+                images=reply.message.images,
             )
             reply.turn = self.history.commit(turn)
             self.events.emit("turn_committed", reply.turn, reply)

@@ -203,7 +203,9 @@ def turn_view(turn: Turn, copy: CopyCode) -> Any:
     reply = reply_widgets(
         turn.reply, copy, footing=views.Footing.of_turn(turn), extras=views.turn_extras_html(turn)
     )
-    message = widgets.HTML(value=views.prompt_html(Prompt(turn.prompt, turn.attachments)))
+    message = widgets.HTML(
+        value=views.prompt_html(Prompt(turn.prompt, turn.attachments, images=turn.images))
+    )
     box = _TurnBox([message, _reply_box(reply)])
     if turn.stale:  # its footer says so; the class lets a stylesheet or a test see it
         box.add_class("nbchat-stale")

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal, get_args
 
 from .fingerprint import RequestKey
+from .images import ImagePart, user_content
 from .prompt import Attachment
 from .protocol import ToolCall
 
@@ -66,6 +67,9 @@ class Turn:
     """The request this turn answered, by its identity: what replay matches."""
     replayed: bool = False
     """The reply came from a recording, not from the server."""
+    images: tuple[ImagePart, ...] = ()
+    """The images sent after the prompt's text, kept so that later requests send them again
+    (each with its ``estimated_tokens``, for a budget)."""
 
     def __post_init__(self) -> None:
         if self.status not in _STATUSES:
@@ -79,6 +83,7 @@ class Turn:
             object.__setattr__(self, "usage", MappingProxyType(counts) if counts else None)
         object.__setattr__(self, "attachments", tuple(self.attachments))
         object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+        object.__setattr__(self, "images", tuple(self.images))
         if not spans_fit(self.prompt, self.attachments):
             raise ValueError(
                 f"attachments must lie in order inside the prompt of {len(self.prompt)}"
@@ -90,8 +95,9 @@ class Turn:
         (a refusal as its text; tool calls as ``tool_calls``), then one ``tool`` message per
         call saying it was not run, which keeps the request valid for every server."""
         answer: dict[str, Any] = {"role": "assistant", "content": self.reply or self.refusal}
+        question = {"role": "user", "content": user_content(self.prompt, self.images)}
         if not self.tool_calls:
-            return [{"role": "user", "content": self.prompt}, answer]
+            return [question, answer]
         ids = [call.id or f"call_{number}" for number, call in enumerate(self.tool_calls)]
         answer["content"] = answer["content"] or None
         answer["tool_calls"] = [
@@ -103,7 +109,7 @@ class Turn:
             for call_id, call in zip(ids, self.tool_calls, strict=True)
         ]
         results = [{"role": "tool", "tool_call_id": i, "content": TOOLS_NOT_RUN} for i in ids]
-        return [{"role": "user", "content": self.prompt}, answer, *results]
+        return [question, answer, *results]
 
 
 def spans_fit(text: str, attachments: Sequence[Attachment]) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .history import Turn
+    from .images import ImagePart
     from .prompt import Prompt
     from .protocol import Choice, ToolCall
     from .reply import Reply
@@ -35,6 +36,7 @@ __all__ = [
     "empty_transcript",
     "footer_html",
     "footer_text",
+    "images_html",
     "interrupted_message",
     "notice_html",
     "placeholder_html",
@@ -76,6 +78,12 @@ STYLES: Mapping[str, str] = {
     "nbchat-typed": "white-space: pre-wrap",
     "nbchat-attachment-summary": _MUTED,
     "nbchat-attachment-body": "font-size: 0.8em; white-space: pre-wrap",
+    "nbchat-images": "display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0",
+    "nbchat-image": "margin: 0",
+    "nbchat-thumbnail": (
+        "max-width: 160px; max-height: 120px; border: 1px solid var(--jp-border-color2, #e0e0e0)"
+    ),
+    "nbchat-image-caption": _MUTED,
     "nbchat-error": "color: var(--jp-error-color1, #d32f2f)",
     "nbchat-size-note": "color: var(--jp-warn-color0, #b35c00); font-size: 0.85em",
     "nbchat-status-text": "color: var(--jp-ui-font-color2, #757575); font-size: 0.9em",
@@ -381,7 +389,11 @@ def prompt_html(prompt: Prompt) -> str:
         body = _element("pre", "nbchat-attachment-body", html.escape(piece))
         parts.append(f'<details class="nbchat-attachment">{summary}{body}</details>')
     label = _element("div", "nbchat-you-label", "You")
-    return _element("div", "nbchat-you", label + "".join(parts) + size_notes_html(prompt.notes))
+    return _element(
+        "div",
+        "nbchat-you",
+        label + "".join(parts) + images_html(prompt.images) + size_notes_html(prompt.notes),
+    )
 
 
 def size_note_text(note: SizeNote) -> str:
@@ -400,6 +412,29 @@ def size_notes_html(notes: Sequence[SizeNote]) -> str:
     return "".join(
         _element("div", "nbchat-size-note", f"⚠ {html.escape(size_note_text(n))}") for n in notes
     )
+
+
+def images_html(images: Sequence[ImagePart]) -> str:
+    """Each image sent, as a small thumbnail over its label ("" when there are none).
+
+    The only ``<img>`` nbchat draws, and only of parts it made itself: an :class:`ImagePart`
+    holds a PNG or JPEG as base64 and nothing else (checked when it is made or read back), so
+    its ``data:`` URL cannot carry anything but that image. Model output never reaches here;
+    :mod:`nbchat.render` keeps images in replies as links, never loaded.
+    """
+    if not images:
+        return ""
+    figures = []
+    for image in images:
+        label = html.escape(image.label)
+        style = STYLES["nbchat-thumbnail"]
+        thumbnail = (
+            f'<img class="nbchat-thumbnail" style="{style}" src="{image.url}" alt="{label}"'
+            f' title="{label}">'
+        )
+        caption = _element("figcaption", "nbchat-image-caption", f"image: {label}")
+        figures.append(_element("figure", "nbchat-image", thumbnail + caption))
+    return _element("div", "nbchat-images", "".join(figures))
 
 
 def notice_html(message: str) -> str:

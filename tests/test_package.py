@@ -20,6 +20,8 @@ HEAVY = (
     "polars",
     "numpy",
     "pyarrow",
+    "matplotlib",
+    "PIL",
 )
 
 
@@ -133,7 +135,7 @@ LAYERS: dict[str, int] = {
     ),
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
-    **dict.fromkeys(["context", "frames", "prompt", "sizes"], 3),
+    **dict.fromkeys(["context", "frames", "prompt", "sizes", "images", "cell_images"], 3),
     **dict.fromkeys(["turn", "schema", "store", "catalog", "identity", "history"], 4),
     "fingerprint": 1,
     **dict.fromkeys(["reply", "events", "session", "notebook", "spending", "conversations"], 5),
