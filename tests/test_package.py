@@ -132,6 +132,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt"], 3),
+    **dict.fromkeys(["excerpt", "cells", "tracebacks"], 3),
     **dict.fromkeys(["turn", "schema", "store", "history"], 4),
     **dict.fromkeys(["reply", "events", "session", "notebook"], 5),
     **dict.fromkeys(["views", "options", "export"], 6),
