@@ -58,6 +58,7 @@ bench: install
 	$(PY) benchmarks/render_stream.py
 	$(PY) benchmarks/load_time.py
 	$(PY) benchmarks/frame_summary.py
+	$(PY) benchmarks/explain_context.py
 
 notebooks-install: $(NB_VENV)/.installed
 

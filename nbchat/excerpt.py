@@ -34,17 +34,16 @@ def _tokens(text: str) -> int:
     return estimate_tokens(text)
 
 
-def _longest_prefix(line: str, budget: int) -> int:
-    """The most characters of ``line`` whose estimate fits ``budget`` (binary search: the
-    estimate of a prefix never exceeds that of a longer one by more than one piece)."""
-    low, high = 0, min(len(line), budget * CHARS_PER_TOKEN)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if _tokens(line[:middle]) <= budget:
-            low = middle
-        else:
-            high = middle - 1
-    return low
+def _fitting_prefix(line: str, budget: int) -> int:
+    """How many characters of ``line`` fit ``budget``: the cost of a prefix grows about
+    linearly with its length, so each step shrinks it in proportion to its excess, and two or
+    three estimates find a prefix that fills nearly all of the budget."""
+    size = min(len(line), budget * CHARS_PER_TOKEN)
+    cost = _tokens(line[:size])
+    while cost > budget and size > 0:
+        size = min(size - 1, int(size * budget / cost * 0.97))
+        cost = _tokens(line[:size])
+    return max(size, 0)
 
 
 def excerpt(text: str, budget: int) -> Excerpt:
@@ -71,7 +70,7 @@ def excerpt(text: str, budget: int) -> Excerpt:
         if _tokens(marked) <= budget:
             return Excerpt(marked, True)
         kept.pop()
-    size = _longest_prefix(lines[0], room)
+    size = _fitting_prefix(lines[0], room)
     return Excerpt(f"{lines[0][:size]}… [{len(text) - size:,} more characters cut]", True)
 
 

@@ -220,7 +220,7 @@ def _frames(error: BaseException, cell_names: Mapping[str, int]) -> list[str]:
     """The traceback's user frames, two lines each; runs of other frames become one line."""
     lines: list[str] = []
     hidden: dict[str, int] = {}
-    last_key: tuple[str, int, str] | None = None
+    last_key: tuple[types.CodeType, int] | None = None
     repeats = 0
     user_frames: list[list[str]] = []
 
@@ -236,22 +236,25 @@ def _frames(error: BaseException, cell_names: Mapping[str, int]) -> list[str]:
             user_frames.append([f"  [the frame above repeated {repeats:,} more times]"])
             repeats = 0
 
+    places: dict[str, _Place] = {}
     tb = error.__traceback__
     while tb is not None:
-        code = tb.tb_frame.f_code
-        filename, number, function = code.co_filename, tb.tb_lineno, code.co_name
+        code, number = tb.tb_frame.f_code, tb.tb_lineno
         tb = tb.tb_next
-        place = _place(filename, cell_names)
+        key = (code, number)
+        if key == last_key:  # a recursion: thousands of frames, checked first and cheaply
+            repeats += 1
+            continue
+        filename, function = code.co_filename, code.co_name
+        place = places.get(filename)
+        if place is None:
+            place = places[filename] = _place(filename, cell_names)
         if place.kind == "internal":
             continue
         if place.kind == "library":
             flush_repeats()
             last_key = None
             hidden[place.library] = hidden.get(place.library, 0) + 1
-            continue
-        key = (filename, number, function)
-        if key == last_key:
-            repeats += 1
             continue
         flush_repeats()
         flush_hidden()
