@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import UnknownCellError
+from .secrets import mask_secrets
 
 if TYPE_CHECKING:
     from .context import CellField, Field
@@ -194,7 +195,7 @@ def cell_input(
     from .excerpt import excerpt, fence
 
     absolute = _absolute(number, latest_cell(namespace), option)
-    source = _source(namespace, absolute).strip("\n")
+    source = mask_secrets(_source(namespace, absolute).strip("\n"))
     header = f"In[{absolute}]:\n"
     shown = excerpt(source, max(tokens - 8, 1))
     lines = source.count("\n") + 1 if source else 0
@@ -247,7 +248,7 @@ def output_text(value: object, *, tokens: int) -> tuple[str, bool]:
     """``value``'s ``text/plain`` repr as the notebook showed it, cut to ``tokens``."""
     from .excerpt import excerpt
 
-    text = _plain_text(value)
+    text = mask_secrets(_plain_text(value))
     shown = excerpt(text, tokens)
     return shown.text, shown.cut
 

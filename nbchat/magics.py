@@ -159,7 +159,8 @@ class ChatMagics(Magics):
 
         ``%chat COMMAND``: ``history``, ``reset``, ``model [NAME]``, ``models``,
         ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``, ``usage``, ``export PATH``,
-        ``panel``, ``code [N]``, ``context NAME``; ``%chat COMMAND?`` shows one's options.
+        ``panel``, ``code [N]``, ``context NAME``, ``explain [QUESTION]``; ``%chat COMMAND?``
+        shows one's options.
         """
         if cell is None:
             self._command(line)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ContextError, NoExceptionError
+from .secrets import mask_secrets
 
 __all__ = [
     "ERROR_BUDGET_SHARES",
@@ -459,7 +460,7 @@ def error_context(
     if left_out:
         cut = True
         parts.append(f"(not shown, over the budget: {', '.join(left_out)})")
-    inner = "\n".join(parts[1:])
+    inner = mask_secrets("\n".join(parts[1:]))  # sent unasked: no key-shaped value goes
     room = budget - estimate_tokens(f"{opening}\n\n{closing}")
     if estimate_tokens(inner) > room:  # a last guard: the budget is never exceeded
         inner, cut = excerpt(inner, room).text, True

@@ -230,3 +230,11 @@ def test_excerpts_fit_their_budget_and_say_what_was_cut() -> None:
 
 def test_fences_outgrow_backticks_inside() -> None:
     assert fence("a ```b``` c", "python") == "````python\na ```b``` c\n````"
+
+
+def test_key_shaped_text_in_cells_and_outputs_is_masked(shell: Shell, env: LoopbackServer) -> None:
+    key = "sk-live-" + "Z9" * 20
+    shell.run(f"key = '{key}'\nkey")
+    text = ask(shell, env, "--cell 1", "what is this?")
+    assert key not in env.last_request.body.decode()
+    assert "key = '[key removed]'" in text and "Out[1]:\n```\n'[key removed]'\n```" in text

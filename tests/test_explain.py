@@ -271,3 +271,15 @@ def test_recursion_is_shown_short(shell: Shell, env: LoopbackServer) -> None:
     assert "[the frame above repeated" in text
     assert text.count("in down") < 5
     assert sys.getrecursionlimit() > 100
+
+
+def test_key_shaped_values_are_masked_in_the_error_context(
+    shell: Shell, env: LoopbackServer
+) -> None:
+    key = "sk-proj-" + "Q7" * 20
+    shell.ip.user_ns["token"] = key
+    shell.run(f"headers = {{'Authorization': token}}\nsecond = '{key}'\nheaders['missing']")
+    text = explain(shell, env)
+    assert key not in text and key not in env.last_request.body.decode()
+    assert "token (str) = '[key removed]'" in text
+    assert "second = '[key removed]'" in text  # the cell's source too
