@@ -425,19 +425,22 @@ def error_context(
     parts = [opening, traceback.text]
     used = estimate_tokens("\n".join([*parts, closing]))
     source, ran = _cell_source(namespace, last.cell) if last.cell is not None else ("", "")
+    names = named_variables(ran or source, namespace)
+    header = "\nWhat the variables it names hold now:"
+    listed = f"(not shown, over the budget: {', '.join(names)})"
+    reserve = estimate_tokens(f"{header}\n{listed}") + 2 if names else 0
     if source.strip():
-        room = min(tokens, budget - used - 24)
+        room = min(tokens, budget - used - reserve - 24)
         shown = excerpt(source.strip("\n"), max(room, 1))
         cut |= shown.cut
         section = f"\nThe cell that failed, In[{last.cell}]:\n{fence(shown.text, 'python')}"
         parts.append(section)
         used += estimate_tokens(section) + 1
-    names = named_variables(ran or source, namespace)
     if names:
-        parts.append("\nWhat the variables it names hold now:")
-        used += estimate_tokens(parts[-1]) + 1
+        parts.append(header)
+        used += estimate_tokens(header) + 1
     left_out: list[str] = []
-    reserve = estimate_tokens(f"(not shown, over the budget: {', '.join(names)})") + 1
+    reserve = estimate_tokens(listed) + 1
     for index, name in enumerate(names):
         room = budget - used - reserve
         share = tokens if _is_frame(namespace[name]) else tokens // _REPR_SHARE

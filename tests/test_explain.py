@@ -283,3 +283,46 @@ def test_key_shaped_values_are_masked_in_the_error_context(
     assert key not in text and key not in env.last_request.body.decode()
     assert "token (str) = '[key removed]'" in text
     assert "second = '[key removed]'" in text  # the cell's source too
+
+
+@pytest.mark.parametrize("tokens", [100, 400, 1000])
+def test_many_variables_never_exceed_the_budget(
+    shell: Shell, env: LoopbackServer, tokens: int
+) -> None:
+    for number in range(4):
+        shell.ip.user_ns[f"frame_{number}"] = pd.DataFrame(
+            {f"column_{i}": range(50) for i in range(80)}
+        )
+    names = [f"frame_{n}" for n in range(4)] + [f"text_{n}" for n in range(8)]
+    for number in range(8):
+        shell.ip.user_ns[f"text_{number}"] = f"value {number} " * 3_000
+    shell.run(" + ".join(f"len({name})" for name in names) + " + undefined_name")
+    explain(shell, env, f"--tokens {tokens}")
+    context, attachment = error_attachment()
+    assert estimate_tokens(context) <= 3 * tokens
+    assert "NameError: name 'undefined_name' is not defined" in context
+    if tokens == 100:
+        assert "(not shown, over the budget: " in context
+        assert attachment.label.endswith(" · cut")
+
+
+def test_an_exception_whose_str_fails_is_still_described() -> None:
+    from nbchat.tracebacks import LastError, error_context
+
+    class Broken(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    try:
+        raise Broken()
+    except Broken as error:
+        context = error_context(LastError(error, None), {})
+    assert "Broken: <str() failed: RuntimeError>" in context.text
+    assert context.label == "error · Broken"
+
+
+def test_an_indentation_error_is_a_syntax_error(shell: Shell, env: LoopbackServer) -> None:
+    shell.run("if True:\nprint('x')")
+    text = explain(shell, env)
+    assert '<error type="IndentationError" cell="1">' in text
+    assert "  In[1], line 2\n    print('x')\n" in text
