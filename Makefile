@@ -59,6 +59,7 @@ bench: install
 	$(PY) benchmarks/load_time.py
 	$(PY) benchmarks/frame_summary.py
 	$(PY) benchmarks/request_building.py
+	$(PY) benchmarks/explain_context.py
 
 notebooks-install: $(NB_VENV)/.installed
 

@@ -68,6 +68,7 @@ def load_ipython_extension(ipython: Any) -> None:
     magics = ChatMagics(ipython)
     ipython.register_magics(magics)
     ipython.events.register("pre_run_cell", magics.pre_run_cell)
+    ipython.events.register("post_run_cell", magics.errors.post_run_cell)
     cleanup = getattr(ipython, "input_transformers_cleanup", None)
     if cleanup is not None and keep_question_marks not in cleanup:
         cleanup.append(keep_question_marks)
@@ -79,6 +80,7 @@ def unload_ipython_extension(ipython: Any) -> None:
     magics = _extension_magics.pop(id(ipython), None)
     if magics is not None:
         ipython.events.unregister("pre_run_cell", magics.pre_run_cell)
+        ipython.events.unregister("post_run_cell", magics.errors.post_run_cell)
     from .cell_images import uninstall
     from .magics import keep_question_marks
 

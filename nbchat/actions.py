@@ -41,6 +41,7 @@ class CommandContext(Protocol):
     def cell_id(self) -> str | None: ...
     @property
     def panels(self) -> dict[str, Any]: ...
+    def ask(self, line: str, cell: str) -> None: ...
 
 
 Handler = Callable[[CommandContext, argparse.Namespace], None]
@@ -175,6 +176,16 @@ def context(ctx: CommandContext, args: argparse.Namespace) -> None:
     _say(prompt.text)
 
 
+EXPLAIN_QUESTION = "Explain this error and how to fix it."
+"""What ``%chat explain`` asks when no question follows it."""
+
+
+def explain(ctx: CommandContext, args: argparse.Namespace) -> None:
+    """``%chat explain [question]``: ``%%chat --error`` with the question as the cell."""
+    budget = f" --df-tokens {args.df_tokens}" if args.df_tokens is not None else ""
+    ctx.ask(f"--error{budget}", (args.question or "").strip() or EXPLAIN_QUESTION)
+
+
 def model(ctx: CommandContext, args: argparse.Namespace) -> None:
     session = ctx.session
     if args.name is None:
@@ -307,6 +318,7 @@ HANDLERS: dict[str, Handler] = {
     "panel": show_panel,
     "code": code,
     "context": context,
+    "explain": explain,
     "model": model,
     "models": models,
     "system": system,

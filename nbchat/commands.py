@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import shlex
 
 from IPython.core.error import UsageError
@@ -73,6 +74,16 @@ def _parsers() -> tuple[MagicArgumentParser, dict[str, MagicArgumentParser]]:
         dest="df_tokens",
         help="token budget per summary",
     )
+    explain = command("explain", "ask about the last exception: its traceback, cell and variables")
+    explain.add_argument(
+        "--df-tokens",
+        "--tokens",
+        type=token_budget,
+        metavar="N",
+        dest="df_tokens",
+        help="token budget per summary (the whole error context: 3 × N)",
+    )
+    explain.add_argument("question", nargs="?", help="what to ask, as prose (no quoting)")
     return parser, commands
 
 
@@ -95,6 +106,7 @@ COMMANDS = (
     "config",
     "context",
     "conversations",
+    "explain",
     "export",
     "history",
     "import",
@@ -108,6 +120,11 @@ COMMANDS = (
     "usage",
 )
 """The ``%chat`` commands (a test checks the parser has exactly these)."""
+
+
+_PROSE = ("system", "explain")
+"""Commands whose words are prose, taken as typed (a question may end in ``?``)."""
+_EXPLAIN_BUDGET = re.compile(r"^((?:--df-tokens|--tokens)(?:=|\s+)\S+)\s*")
 
 
 @functools.cache
@@ -133,7 +150,7 @@ def parse_command(line: str) -> argparse.Namespace | str:
         return usage()
     if not name:
         raise UsageError(f"%chat needs a command: {', '.join(COMMANDS)} (%chat? says more)")
-    wants_help = name.endswith("?") or (rest.endswith("?") and name != "system")
+    wants_help = name.endswith("?") or (rest.endswith("?") and name not in _PROSE)
     name = name.rstrip("?")
     root, commands = parsers()
     parser = commands.get(name)
@@ -147,6 +164,11 @@ def parse_command(line: str) -> argparse.Namespace | str:
     if name == "system":
         # Prose: an apostrophe is not a shell quote, and a leading dash is not an option.
         words = ["--clear"] if rest == "--clear" else (["--", rest] if rest else [])
+    elif name == "explain":
+        budget = _EXPLAIN_BUDGET.match(rest)
+        options = budget.group(1).split() if budget else []
+        question = rest[budget.end() :] if budget else rest
+        words = [*options, *(["--", question] if question else [])]
     else:
         try:
             words = shlex.split(rest)

@@ -27,6 +27,7 @@ from .errors import NotAFrameError, SummaryError, UndefinedNameError
 __all__ = [
     "MAX_REPR",
     "MAX_TEXT",
+    "CellField",
     "Field",
     "bounded_text",
     "fields",
@@ -43,7 +44,7 @@ MAX_REPR = 4_000
 
 log = logging.getLogger("nbchat")
 
-_FIELD = re.compile(r"\{\{|\}\}|\{([^\W\d]\w*)\}")
+_FIELD = re.compile(r"\{\{|\}\}|\{([^\W\d]\w*)\}|\{(In|Out)\[(-?\d+)\]\}")
 
 _repr = reprlib.Repr()
 _repr.maxstring = MAX_REPR
@@ -178,21 +179,36 @@ class Field:
     value: object
 
 
-def fields(template: str, namespace: Mapping[str, object]) -> Iterator[str | Field]:
-    """``template`` as literal text and :class:`Field` pieces, in order.
+@dataclass(frozen=True, slots=True)
+class CellField:
+    """A ``{In[n]}`` or ``{Out[n]}`` of a prompt: a cell's source or output (see ``cells``)."""
 
-    Only a ``{name}`` whose name is defined in ``namespace`` becomes a field; every other brace
-    stays as typed, and ``{{``/``}}`` become single braces.
+    kind: str
+    """``"In"`` or ``"Out"``."""
+    number: int
+    """As typed: an execution count, or negative to count back from the latest cell."""
+
+
+def fields(template: str, namespace: Mapping[str, object]) -> Iterator[str | Field | CellField]:
+    """``template`` as literal text, :class:`Field` and :class:`CellField` pieces, in order.
+
+    Only a ``{name}`` whose name is defined in ``namespace`` becomes a field, and ``{In[n]}`` or
+    ``{Out[n]}`` only where IPython keeps ``In`` and ``Out``; every other brace stays as typed,
+    and ``{{``/``}}`` become single braces.
     """
     position = 0
     for match in _FIELD.finditer(template):
         matched = match.group(0)
-        name = match.group(1)
+        name, kind = match.group(1), match.group(2)
         if name is not None and name not in namespace:
             continue  # stays in the literal text around it
+        if kind is not None and kind not in namespace:
+            continue
         yield template[position : match.start()]
         position = match.end()
-        if name is None:
+        if kind is not None:
+            yield CellField(kind, int(match.group(3)))
+        elif name is None:
             yield matched[0]  # "{{" or "}}"
         else:
             yield Field(name, namespace[name])

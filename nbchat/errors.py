@@ -16,7 +16,9 @@ server's words, the status code, the host and the *name* of the variable the key
     ├── ContextError                 a variable cannot go into a prompt as asked
     │   ├── UndefinedNameError       the name is not defined in the notebook
     │   ├── NotAFrameError           --df / the picker named something that is not a frame
-    │   └── SummaryError             the frame's own library failed to describe it
+    │   ├── SummaryError             the frame's own library failed to describe it
+    │   ├── NoExceptionError         %chat explain / --error before any cell raised
+    │   └── UnknownCellError         --cell, --cells, {In[n]} or {Out[n]} named no such cell
     ├── TransportError               no HTTP answer at all
     │   ├── ConnectError             refused, DNS failure, TLS failure
     │   └── TransportTimeoutError    connect timeout or no bytes for the read timeout
@@ -50,6 +52,7 @@ __all__ = [
     "IncompleteStreamError",
     "MalformedChunkError",
     "NbChatError",
+    "NoExceptionError",
     "NoRecordingError",
     "NotAFrameError",
     "NotFoundError",
@@ -63,6 +66,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UndefinedNameError",
+    "UnknownCellError",
 ]
 
 
@@ -129,6 +133,14 @@ class NotAFrameError(ContextError):
 
 class SummaryError(ContextError):
     """The frame's own library failed while it was being described (an exotic dtype…)."""
+
+
+class NoExceptionError(ContextError):
+    """The error context was asked for, but no cell has raised an exception yet."""
+
+
+class UnknownCellError(ContextError):
+    """A cell number (or its output) that the notebook's In/Out history does not hold."""
 
 
 class TransportError(NbChatError):

@@ -24,9 +24,18 @@ from . import views
 from .errors import NbChatError
 from .events import ReplyObserver
 from .notebook import get_session
-from .options import request_params, row_count, token_budget, usage_error
+from .options import (
+    cell_number,
+    cell_range,
+    join_option_values,
+    request_params,
+    row_count,
+    token_budget,
+    usage_error,
+)
 from .prompt import compose
 from .session import ChatSession
+from .tracebacks import ErrorRecorder
 
 if TYPE_CHECKING:
     from .images import ImagePart
@@ -93,6 +102,8 @@ class ChatMagics(Magics):
         """The id of the cell running now, from the frontend's ``metadata.cellId``."""
         self.panels: dict[str, Any] = {}
         """The panel each ``%chat panel`` cell shows, by cell id."""
+        self.errors = ErrorRecorder(shell)
+        """The last exception a cell raised (follows ``post_run_cell``)."""
 
     @property
     def session(self) -> ChatSession:
@@ -129,6 +140,23 @@ class ChatMagics(Magics):
         metavar="N",
         help="send the image cell [N] showed; -1 is the last cell (repeat)",
     )
+    @argument(
+        "--cell",
+        dest="cells",
+        action="append",
+        type=cell_number,
+        metavar="N",
+        help="attach cell N's source and output (-1: the previous cell; repeat)",
+    )
+    @argument(
+        "--cells",
+        dest="cells",
+        action="append",
+        type=cell_range,
+        metavar="A:B",
+        help="attach cells A to B-1, as a slice: -3: is the last three",
+    )
+    @argument("--error", action="store_true", help="attach the last exception and its cell")
     @argument("--code", action="store_true", help="put code block 1 of the reply in a new cell")
     @argument("-o", "--out", metavar="NAME", help="also store the reply text in variable NAME")
     @line_cell_magic
@@ -143,7 +171,7 @@ class ChatMagics(Magics):
         ``%chat COMMAND``: ``history [--sent]``, ``reset``, ``conversations``, ``open ID``,
         ``model [NAME]``, ``models``, ``system [TEXT]``, ``config [KEY=VALUE ...]``, ``key``,
         ``usage``, ``export PATH``, ``import PATH``, ``panel``, ``code [N]``,
-        ``context NAME``; ``%chat COMMAND?`` shows one's options.
+        ``context NAME``, ``explain [QUESTION]``; ``%chat COMMAND?`` shows one's options.
         """
         if cell is None:
             self._command(line)
@@ -153,7 +181,8 @@ class ChatMagics(Magics):
     def _ask(self, line: str, cell: str) -> None:
         try:
             # Split like a POSIX shell so that -s 'two words' loses its quotes.
-            args = self.chat.parser.parse_args(shlex.split(line))  # type: ignore[attr-defined]
+            words = join_option_values(shlex.split(line))
+            args = self.chat.parser.parse_args(words)  # type: ignore[attr-defined]
         except ValueError as error:
             raise usage_error(f"%%chat: {error} in the options line") from None
         except UsageError as error:
@@ -182,6 +211,8 @@ class ChatMagics(Magics):
                 tokens=settings.context_tokens if args.df_tokens is None else args.df_tokens,
                 rows=settings.context_rows if args.df_rows is None else args.df_rows,
                 images=[*(args.image or ()), *self._cell_images(args.cell_image or ())],
+                cells=args.cells or (),
+                error=self.errors.latest() if args.error else None,
             )
             reply = session.ask(
                 prompt,
@@ -222,6 +253,10 @@ class ChatMagics(Magics):
         return [
             kept.image(number, outputs if isinstance(outputs, dict) else None) for number in numbers
         ]
+
+    def ask(self, line: str, cell: str) -> None:
+        """Ask as a ``%%chat`` cell with options ``line`` and text ``cell`` would."""
+        self._ask(line, cell)
 
     def _display(self) -> ReplyObserver:
         from .runtime import frontend

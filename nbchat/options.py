@@ -14,15 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
 
 from .errors import NbChatError
 from .secrets import looks_like_key, mask_secrets, refuse_key_name
 
+if TYPE_CHECKING:
+    from .cells import CellRange
+
 __all__ = [
     "SCALAR_OPTIONS",
+    "cell_number",
+    "cell_range",
+    "join_option_values",
     "parse_assignment",
     "request_params",
     "row_count",
@@ -82,6 +88,45 @@ def token_budget(raw: str) -> int:
     if value < _MIN_TOKENS:
         raise argparse.ArgumentTypeError(f"takes a whole number ≥ {_MIN_TOKENS}, got {raw!r}")
     return value
+
+
+def cell_number(raw: str) -> CellRange:
+    """``--cell N``: one cell by its execution count, or counted back from the latest (-1)."""
+    from .cells import CellRange
+
+    try:
+        return CellRange.parse(raw, single=True)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def cell_range(raw: str) -> CellRange:
+    """``--cells A:B``: cells as a Python slice of those run so far (``-3:``, ``3:5``)."""
+    from .cells import CellRange
+
+    try:
+        return CellRange.parse(raw)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+_VALUE_MAY_START_WITH_DASH = ("--cell", "--cells")
+
+
+def join_option_values(words: list[str]) -> list[str]:
+    """``--cells -3:`` as ``--cells=-3:``: argparse takes a value starting with ``-`` for an
+    option unless it is a plain negative number, and a range is not one."""
+    joined: list[str] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word in _VALUE_MAY_START_WITH_DASH and index + 1 < len(words):
+            joined.append(f"{word}={words[index + 1]}")
+            index += 2
+            continue
+        joined.append(word)
+        index += 1
+    return joined
 
 
 def parse_json_option(option: str, raw: str) -> Any:

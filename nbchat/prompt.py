@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .cells import CellRange
     from .images import ImagePart
     from .sizes import SizeNote
+    from .tracebacks import LastError
 
 __all__ = ["Attachment", "Prompt", "compose"]
 
@@ -114,18 +116,22 @@ def compose(
     tokens: int = 1000,
     rows: int = 0,
     images: Sequence[str | ImagePart] = (),
+    cells: Sequence[CellRange] = (),
+    error: LastError | None = None,
 ) -> Prompt:
-    """The message for ``typed``: each defined ``{name}`` filled in (unless ``fill`` is
-    False: then it goes as typed), then a summary of each dataframe named in ``frames``,
-    separated by blank lines, then a marker for each image in ``images`` (a variable's name,
-    or a part already made, such as a cell's output). A ``{name}`` whose value is an image
-    becomes its marker, and every image is sent as a part after the text
-    (:mod:`nbchat.images`).
+    """The message for ``typed``: each defined ``{name}`` (and ``{In[n]}``, ``{Out[n]}``)
+    filled in (unless ``fill`` is False: then it goes as typed), then the cells named in
+    ``cells`` (:mod:`nbchat.cells`), the context of ``error`` (:mod:`nbchat.tracebacks`) and a
+    summary of each dataframe named in ``frames``, separated by blank lines, then a marker for
+    each image in ``images`` (a variable's name, or a part already made, such as a cell's
+    output). A ``{name}`` whose value is an image becomes its marker, and every image is sent
+    as a part after the text (:mod:`nbchat.images`).
 
     Raises a :class:`~nbchat.errors.ContextError` (one line, for the user) when a name in
-    ``frames`` is undefined or not a frame, or a frame cannot be described.
+    ``frames`` is undefined or not a frame, a frame cannot be described, or a cell named does
+    not exist.
     """
-    from .context import Field, fields, frame_attachment, value_text
+    from .context import CellField, Field, fields, frame_attachment, value_text
     from .images import image_attachment, image_part, is_image
     from .sizes import typed_note, value_note
 
@@ -134,14 +140,22 @@ def compose(
     parts: list[ImagePart] = []
     typed_characters = 0
     for piece in fields(typed, namespace) if fill else (typed,):
-        if not isinstance(piece, Field):
+        if isinstance(piece, str):
             builder.text(piece)
             typed_characters += len(piece)
             continue
-        if is_image(piece.value):
+        if isinstance(piece, Field) and is_image(piece.value):  # {fig}, and {_} after a plot
             parts.append(image_part(piece.name, piece.value))
             builder.text(parts[-1].marker)
             continue
+        if isinstance(piece, CellField) or piece.name == "_":
+            from .cells import field_piece
+
+            cell = field_piece(piece, namespace, tokens=tokens, rows=rows, prompt=typed)
+            if cell is not None:
+                builder.summary(cell.name, cell.label, cell.text)
+                continue
+        assert isinstance(piece, Field)
         text, label = value_text(piece.name, piece.value, prompt=typed, tokens=tokens, rows=rows)
         if label is None:
             builder.text(text)
@@ -153,6 +167,18 @@ def compose(
     text, spans = builder.strip()
     builder = _Builder()
     builder.text(text)
+    if cells:
+        from .cells import pieces_for
+
+        for cell in pieces_for(cells, namespace, tokens=tokens, rows=rows, prompt=typed):
+            builder.text(_SEPARATOR)
+            builder.summary(cell.name, cell.label, cell.text)
+    if error is not None:
+        from .tracebacks import error_context
+
+        context = error_context(error, namespace, tokens=tokens, rows=rows, question=typed)
+        builder.text(_SEPARATOR)
+        builder.summary("error", context.label, context.text)
     for name in frames:
         summary, label = frame_attachment(name, namespace, prompt=typed, tokens=tokens, rows=rows)
         builder.text(_SEPARATOR)

@@ -136,6 +136,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt", "sizes", "images", "cell_images"], 3),
+    **dict.fromkeys(["excerpt", "cells", "tracebacks"], 3),
     **dict.fromkeys(["turn", "schema", "store", "catalog", "identity", "history"], 4),
     "fingerprint": 1,
     **dict.fromkeys(["reply", "events", "session", "notebook", "spending", "conversations"], 5),
