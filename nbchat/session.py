@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .cancel import Cancellation, RequestCancelled
 from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
@@ -96,7 +97,7 @@ class ChatSession:
         """Follow a named event (see :mod:`nbchat.events`); returns the function that stops."""
         self._in_flight = threading.Lock()
         self._stream: ChatStream | None = None
-        self._cancel_requested = threading.Event()
+        self._cancel_requested = Cancellation()  # set: shuts a request still waiting too
 
     def __repr__(self) -> str:
         return (
@@ -237,7 +238,9 @@ class ChatSession:
             if request.stream:
                 result = self._stream_into(reply, request, observer)
             else:
-                result = self.client.complete(request)
+                result = self.client.complete(request, cancel=self._cancel_requested)
+        except RequestCancelled:  # stopped before the server's first byte: nothing to keep
+            result = None
         except KeyboardInterrupt:
             self._end(reply, "interrupted", observer, keep=keep, new=new)
             raise
@@ -253,7 +256,7 @@ class ChatSession:
     def _stream_into(
         self, reply: Reply, request: ChatRequest, observer: ReplyObserver | None
     ) -> Any:
-        chat_stream = self.client.stream(request)
+        chat_stream = self.client.stream(request, cancel=self._cancel_requested)
         self._stream = chat_stream
         if self._cancel_requested.is_set():
             chat_stream.cancel()
