@@ -4,21 +4,27 @@ entities and nested constructs included:
 - what comes out holds only tags and attributes of a small allow-list, no comment or
   declaration, and no URL of a dangerous scheme, however the scheme was spelt;
 - rendering while the text streams in, split into chunks anyhow, ends equal to rendering the
-  whole (and each step equals the whole render of the text so far).
+  whole (and each step equals the whole render of the text so far), also when a long text
+  that arrived at once is read ahead in windows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import unquote
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbchat import incremental
 from nbchat.incremental import IncrementalRenderer
-from nbchat.render import render_markdown
+from nbchat.render import markdown_parser, render_markdown
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None)
@@ -215,4 +221,53 @@ def test_incremental_rendering_character_by_character_ends_equal_to_the_whole(te
     renderer = IncrementalRenderer()
     for end in range(len(text) + 1):
         parts = renderer.update(text[:end])
+    assert "".join(parts.finished) + parts.tail == render_markdown(text)
+
+
+# --- a long text arriving at once is read in windows ----------------------------------------
+
+
+@contextlib.contextmanager
+def window(characters: int) -> Iterator[None]:
+    saved = incremental._WINDOW
+    incremental._WINDOW = characters
+    try:
+        yield
+    finally:
+        incremental._WINDOW = saved
+
+
+@PROPERTY
+@given(text=DOCUMENT, size=st.integers(1, 40), cuts=st.lists(st.integers(0, 400), max_size=4))
+def test_reading_ahead_in_windows_ends_equal_to_the_whole(
+    text: str, size: int, cuts: list[int]
+) -> None:
+    with window(size):
+        renderer = IncrementalRenderer()
+        previous: tuple[str, ...] = ()
+        for prefix in chunks(text, cuts):
+            parts = renderer.update(prefix)
+            assert "".join(parts.finished) + parts.tail == render_markdown(prefix), repr(prefix)
+            assert parts.finished[: len(previous)] == previous, repr(prefix)
+            previous = parts.finished
+
+
+def test_a_long_reply_arriving_at_once_is_parsed_a_window_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parser = markdown_parser()
+    parse = parser.parse
+    parsed: list[int] = []
+
+    def measuring(source: str, env: Any = None) -> Any:
+        parsed.append(len(source))
+        return parse(source, env)
+
+    monkeypatch.setattr(parser, "parse", measuring)
+    text = "A short paragraph about the result.\n\n- a point\n- another point\n\n" * 20_000
+    parts = IncrementalRenderer().update(text)
+    assert len(text) > 5 * incremental._WINDOW
+    assert max(parsed) <= 2 * incremental._WINDOW + 100
+    assert sum(parsed) <= 2 * len(text)  # each part of the text is parsed about once
+    monkeypatch.undo()
     assert "".join(parts.finished) + parts.tail == render_markdown(text)
