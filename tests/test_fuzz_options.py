@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from IPython.core.error import UsageError
 
+from nbchat import secrets
 from nbchat.actions import _REQUEST_FIELDS, _SETTING_FIELDS
 from nbchat.commands import COMMANDS
 from nbchat.config import Settings
@@ -107,6 +108,13 @@ def check_refusal_changes_nothing(shell: Shell, source: str) -> None:
     error = run_checked(shell, source)
     if error is not None:
         assert Before.of(session) == before, source
+
+
+@pytest.fixture(autouse=True)
+def forget_fuzzed_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every key nbchat is given is masked in its echoes for the rest of the process; the
+    fuzzed ones ("1", "a") would mask those characters in every later test's messages."""
+    monkeypatch.setattr(secrets, "_ECHO_KEYS", secrets._ECHO_KEYS)
 
 
 @pytest.fixture
