@@ -21,17 +21,19 @@ What it takes care of, so nothing above it has to:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from .accumulator import completion_result
+from .adapter import CancellableAdapter
+from .cancel import Cancellation, RequestCancelled, active, watching
 from .config import Settings, is_loopback_url
 from .errors import APIError
 from .http_errors import check_error_body, check_status, host_of, read_json, transport_error
@@ -81,10 +83,19 @@ class ChatClient:
 
     # -- the three calls -------------------------------------------------------------------
 
-    def stream(self, request: ChatRequest) -> ChatStream:
-        """Send ``request`` with ``stream: true``; the returned stream yields chunks."""
+    def stream(self, request: ChatRequest, *, cancel: Cancellation | None = None) -> ChatStream:
+        """Send ``request`` with ``stream: true``; the returned stream yields chunks.
+
+        Setting ``cancel`` before the answer began (the server holding its headers back, a
+        pause between retries) shuts the connection and raises :class:`RequestCancelled` at
+        once; after that, stop the stream itself (:meth:`ChatStream.cancel`).
+        """
         request = dataclasses.replace(request, stream=True)  # the caller's object stays as it was
         request.validate()
+        with watching(cancel):
+            return self._open_stream(request, cancel)
+
+    def _open_stream(self, request: ChatRequest, cancel: Cancellation | None) -> ChatStream:
         settings = self.settings
         payload = request.to_payload()
         added_usage = False
@@ -95,6 +106,8 @@ class ChatClient:
         ):
             payload["stream_options"] = {"include_usage": True}
             added_usage = True
+        if cancel is not None:
+            cancel.check()
         response = self._post(settings, payload, stream=True)
         if added_usage and response.status_code == 400 and self._refused_usage(response):
             log.info(
@@ -103,18 +116,24 @@ class ChatClient:
             self._refuses_usage.add(settings.base_url)
             del payload["stream_options"]
             response = self._post(settings, payload, stream=True)
-        check_status(response, settings, self.scrubber, model=request.model)
+        with _transport_errors(settings):
+            check_status(response, settings, self.scrubber, model=request.model)
         return open_stream(response, scrubber=self.scrubber, read_timeout=settings.read_timeout)
 
-    def complete(self, request: ChatRequest) -> ChatResult:
-        """Send ``request`` with ``stream: false`` and return the whole reply."""
+    def complete(self, request: ChatRequest, *, cancel: Cancellation | None = None) -> ChatResult:
+        """Send ``request`` with ``stream: false`` and return the whole reply; setting
+        ``cancel`` meanwhile shuts the connection and raises :class:`RequestCancelled`."""
         request = dataclasses.replace(request, stream=False)
         request.validate()
         settings = self.settings
-        response = self._post(settings, request.to_payload(), stream=False)
-        check_status(response, settings, self.scrubber, model=request.model)
         host = host_of(settings.base_url)
-        body = read_json(response, host)
+        with watching(cancel):  # over the whole body too: it is read on the same connection
+            if cancel is not None:
+                cancel.check()
+            response = self._post(settings, request.to_payload(), stream=False)
+            with _transport_errors(settings):
+                check_status(response, settings, self.scrubber, model=request.model)
+                body = read_json(response, host, limit=ChatStream.max_reply_size)
         check_error_body(body, host, self.scrubber)
         return require_choices(completion_result(body), host)
 
@@ -122,9 +141,10 @@ class ChatClient:
         """The model ids the server offers (``GET /models``), sorted."""
         settings = self.settings
         response = self._send(settings, "GET", settings.base_url + "/models", stream=False)
-        check_status(response, settings, self.scrubber, model=None)
         host = host_of(settings.base_url)
-        body = read_json(response, host)
+        with _transport_errors(settings):
+            check_status(response, settings, self.scrubber, model=None)
+            body = read_json(response, host, limit=ChatStream.max_reply_size)
         data = body.get("data") if isinstance(body, dict) else body
         if not isinstance(data, list):
             raise APIError(
@@ -155,7 +175,7 @@ class ChatClient:
                 self._http = None
             if self._http is None:
                 http = requests.Session()
-                adapter = HTTPAdapter(
+                adapter = CancellableAdapter(
                     max_retries=BoundedRetry.from_settings(settings),
                     pool_connections=4,
                     pool_maxsize=8,
@@ -201,17 +221,33 @@ class ChatClient:
                 url,
                 json=json,
                 headers=headers,
-                stream=stream,
+                stream=True,  # every body is read in pieces, against a limit (read_body)
                 timeout=(settings.connect_timeout, settings.read_timeout),
                 allow_redirects=False,
                 proxies=_no_proxy(url) if is_loopback_url(url) else None,
             )
         except requests.RequestException as exc:
+            cancellation = active()
+            if cancellation is not None and cancellation.is_set():
+                raise RequestCancelled("the request was stopped") from None
             raise transport_error(exc, settings) from None
 
     def _refused_usage(self, response: requests.Response) -> bool:
         text = response.text
         return "stream_options" in text or "include_usage" in text
+
+
+@contextlib.contextmanager
+def _transport_errors(settings: Settings) -> Iterator[None]:
+    """Reading a body can fail on the wire too (a read timeout, a broken connection): the same
+    one-line errors as a request that got no answer."""
+    try:
+        yield
+    except requests.RequestException as exc:
+        cancellation = active()
+        if cancellation is not None and cancellation.is_set():
+            raise RequestCancelled("the request was stopped") from None
+        raise transport_error(exc, settings) from None
 
 
 def _no_proxy(url: str) -> dict[str, Any]:

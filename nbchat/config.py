@@ -68,6 +68,11 @@ class APIKey:
                 "The API key contains spaces or control characters",
                 hint="paste the key alone, without quotes or 'Bearer'",
             )
+        if not value.isascii():  # an HTTP header cannot carry it, and no provider issues one
+            raise ConfigError(
+                "The API key contains characters that are not ASCII",
+                hint="paste the key itself, as the provider shows it",
+            )
         self.__value = value
 
     def reveal(self) -> str:
@@ -111,7 +116,12 @@ def normalize_base_url(url: str, *, source: str = "base URL") -> str:
     (``…/v1/chat/completions``) is cut back to its base, since that is what people paste.
     """
     text = url.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # an unclosed IPv6 bracket: "http://[::1"
+        raise ConfigError(
+            f"{source} {text!r} is not a URL", hint="e.g. http://[::1]:8000/v1 for IPv6"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"{source} {text!r} is not an http(s) URL",

@@ -45,11 +45,14 @@ from .secrets import KeyScrubber
 
 __all__ = [
     "SNIPPET",
+    "TOO_LONG_HINT",
     "Failure",
     "check_error_body",
     "check_status",
     "classify",
+    "context_exceeded",
     "host_of",
+    "read_body",
     "read_json",
     "transport_error",
 ]
@@ -67,10 +70,14 @@ _CONTEXT_WORDS = (
 )
 """Words that say the same in the message of a server that sends no code for it (vLLM, LiteLLM:
 its ``code`` is the status as a string); compared lower-cased."""
-_TOO_LONG_HINT = (
+TOO_LONG_HINT = (
     "start a new conversation with %%chat --new, ask without the earlier turns with "
     "--no-history, or %chat reset"
 )
+"""What to do about a conversation too long for the model, however the server said so."""
+_MAX_ERROR_BODY = 1024 * 1024
+"""Most bytes of an error answer read: far more than is quoted, far less than a flood."""
+_PIECE = 64 * 1024
 
 
 class Failure(enum.Enum):
@@ -202,11 +209,39 @@ def _server_message(body: Any, text: str) -> str | None:
     return text[:SNIPPET] if text else None
 
 
-def read_json(response: requests.Response, host: str) -> Any:
-    """The body of a successful answer as JSON; an :class:`APIError` when it is not JSON."""
+def read_body(response: requests.Response, limit: int) -> bytes | None:
+    """The body of ``response`` (decompressed), read piece by piece; None when it holds more
+    than ``limit`` bytes, and then the connection is closed rather than read to its end.
+
+    Reading in pieces is what keeps a server that never ends its body, or a small compressed
+    body that unpacks to gigabytes, from taking the kernel's memory with it.
+    """
+    pieces: list[bytes] = []
+    size = 0
     try:
-        return json.loads(response.content.decode("utf-8", "replace"))
-    except ValueError:
+        for piece in response.iter_content(_PIECE):
+            size += len(piece)
+            if size > limit:
+                return None
+            pieces.append(piece)
+    finally:
+        response.close()  # back to the pool when read to the end, else closed
+    return b"".join(pieces)
+
+
+def read_json(response: requests.Response, host: str, *, limit: int) -> Any:
+    """The body of a successful answer as JSON; an :class:`APIError` when it is not JSON or
+    is longer than ``limit`` bytes."""
+    content = read_body(response, limit)
+    if content is None:
+        raise APIError(
+            f"{host} sent more than {limit / 2**20:g} MiB of body for one answer; stopped reading",
+            status=response.status_code,
+            hint="nothing was kept; the server is not ending its answer",
+        )
+    try:
+        return json.loads(content.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):  # RecursionError: JSON nested thousands deep
         raise APIError(
             f"{host} answered with something that is not JSON",
             status=response.status_code,
@@ -219,6 +254,12 @@ def check_error_body(body: Any, host: str, scrubber: KeyScrubber) -> None:
     if isinstance(body, dict) and body.get("error") and not body.get("choices"):
         body = scrubber.scrub_json(body)
         message = _server_message(body, "") or "unknown error"
+        if context_exceeded(body, message):
+            raise InStreamError(
+                f"The conversation is too long for the model's context (said by {host})",
+                error=body["error"] if isinstance(body["error"], dict) else None,
+                hint=TOO_LONG_HINT,
+            )
         raise InStreamError(
             f"{host} reported an error: {message}",
             error=body["error"] if isinstance(body["error"], dict) else None,
@@ -233,10 +274,7 @@ def check_status(
     status = response.status_code
     if status < 300:
         return
-    try:
-        text = response.content.decode("utf-8", "replace")
-    finally:
-        response.close()
+    text = (read_body(response, _MAX_ERROR_BODY) or b"").decode("utf-8", "replace")
     try:
         body: Any = json.loads(text)
     except ValueError:
@@ -298,10 +336,10 @@ def _status_error(
             hint=f"the server failed; {tried}. Try again later",
             **kwargs,
         )
-    if status == 400 and _context_exceeded(body, server_message):
+    if status == 400 and context_exceeded(body, server_message):
         return APIError(
             f"The conversation is too long for the model's context (HTTP 400 from {host})",
-            hint=_TOO_LONG_HINT,
+            hint=TOO_LONG_HINT,
             **kwargs,
         )
     if status in (400, 415, 422) and _images_refused(server_message):
@@ -328,7 +366,7 @@ def _images_refused(server_message: str | None) -> bool:
     return any(words in said for words in _IMAGE_WORDS)
 
 
-def _context_exceeded(body: Any, server_message: str | None) -> bool:
+def context_exceeded(body: Any, server_message: str | None) -> bool:
     """Whether a 400 says the prompt is longer than the model's context: asking again as it
     stands fails the same way, and only a shorter conversation helps."""
     error = body.get("error") if isinstance(body, dict) else None

@@ -53,6 +53,8 @@ class _Block:
     arrives later can turn it and every line after it, up to a blank line, into one block."""
 
 
+_WINDOW = 128 * 1024
+"""Characters of a long open part parsed at once (see ``IncrementalRenderer._read_ahead``)."""
 _SELF_CLOSING = frozenset({"hr", "fence", "math_block"})
 _MATH_OPENERS = ("$$", "\\[")
 _DIGITS_ONLY = re.compile(r"[ \t]*\d+")
@@ -162,6 +164,7 @@ class IncrementalRenderer:
             self._offset = 0
             self._finished = ()
         self._text = text
+        self._read_ahead(text)
         source = text[self._offset :]
         env: EnvType = {}
         tokens = markdown_parser().parse(source, env)
@@ -169,6 +172,20 @@ class IncrementalRenderer:
         blocks = _top_level_blocks(tokens, source, starts)
         if not blocks:
             return RenderedParts(self._finished, "")
+        done = self._keep_finished(source, tokens, env, starts, blocks)
+        tail = render_tokens(tokens[blocks[done].start :], env, highlight_code=highlight_tail)
+        return RenderedParts(self._finished, tail)
+
+    def _keep_finished(
+        self,
+        source: str,
+        tokens: Sequence[Token],
+        env: EnvType,
+        starts: list[int],
+        blocks: list[_Block],
+    ) -> int:
+        """Render and keep the finished blocks of ``source`` (which starts at the offset), move
+        the offset past them; how many there were."""
         done = _finished_count(source, blocks, starts)
         if done:
             self._finished += tuple(
@@ -176,5 +193,26 @@ class IncrementalRenderer:
                 for block, following in itertools.pairwise(blocks[: done + 1])
             )
             self._offset += starts[blocks[done].line]
-        tail = render_tokens(tokens[blocks[done].start :], env, highlight_code=highlight_tail)
-        return RenderedParts(self._finished, tail)
+        return done
+
+    def _read_ahead(self, text: str) -> None:
+        """Take a long open part in windows of :data:`_WINDOW` characters cut at line ends,
+        keeping each one's finished blocks, as if the text had arrived that way.
+
+        A reply that arrives in one big piece (a whole answer, a fast server, a long stall in
+        the display) would otherwise be parsed at once, and markdown-it's tokens take about a
+        hundred times the text's size. Since a finished block is one no appended text can
+        change, the blocks a window finishes are the text's own; a window that finishes none
+        (one long paragraph, an unclosed fence) ends the reading ahead.
+        """
+        while len(text) - self._offset > 2 * _WINDOW:
+            cut = text.rfind("\n", self._offset, self._offset + _WINDOW)
+            if cut < 0:
+                return
+            source = text[self._offset : cut + 1]
+            env: EnvType = {}
+            tokens = markdown_parser().parse(source, env)
+            starts = _line_starts(source)
+            blocks = _top_level_blocks(tokens, source, starts)
+            if not blocks or not self._keep_finished(source, tokens, env, starts, blocks):
+                return

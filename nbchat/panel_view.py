@@ -7,7 +7,10 @@ conversation reads as it will be kept. The row with the Regenerate / Send again 
 under the newest entry when the panel offers it.
 
 Turn views are kept by turn and reused, so a redraw sends only what changed; the live view of a
-reply becomes the view of the turn it is committed as. Events come from any thread (a panel's
+reply becomes the view of the turn it is committed as. Only the latest :data:`SHOWN_TURNS` turns
+are drawn at first, with a "Show earlier turns" button above them that draws as many more each
+time: a conversation of 10,000 turns would otherwise be 10,000 views made and sent at once. (A
+reply that replaces a turn not drawn streams at the bottom.) Events come from any thread (a panel's
 worker, the kernel's main thread): every change holds one lock.
 """
 
@@ -26,7 +29,10 @@ from .reply import Reply
 from .session import ChatSession
 from .transcript import CopyCode, LiveReply, add_code_buttons, notice_view, turn_view
 
-__all__ = ["TranscriptView"]
+__all__ = ["SHOWN_TURNS", "TranscriptView"]
+
+SHOWN_TURNS = 50
+"""Turns a transcript draws at first, the latest; "Show earlier turns" draws as many more."""
 
 
 class TranscriptView:
@@ -54,6 +60,15 @@ class TranscriptView:
         self._lock = threading.RLock()
         self._turn_views: dict[int, tuple[Turn, Any]] = {}
         self._notices: list[Any] = []
+        self._shown_turns = SHOWN_TURNS
+        self.earlier_button = widgets.Button(
+            description="Show earlier turns", icon="chevron-up", layout=widgets.Layout(width="auto")
+        )
+        self.earlier_button.add_class("nbchat-show-earlier")
+        self.earlier_button.on_click(lambda _: self.show_earlier())
+        self._earlier_row = widgets.HBox(
+            [self.earlier_button], layout=widgets.Layout(justify_content="center")
+        )
         self.live: LiveReply | None = None
         """The reply streaming in now, with the widgets it is drawn in."""
 
@@ -94,6 +109,12 @@ class TranscriptView:
         with self._lock:
             self._notices.clear()
 
+    def show_earlier(self) -> None:
+        """Draw :data:`SHOWN_TURNS` more of the earlier turns."""
+        with self._lock:
+            self._shown_turns += SHOWN_TURNS
+        self.sync()
+
     def sync(self) -> None:
         """Make the transcript the session's history, plus notices and the live reply."""
         with self._lock:
@@ -102,7 +123,12 @@ class TranscriptView:
             placed = False
             shown: list[Any] = []
             kept: dict[int, tuple[Turn, Any]] = {}
-            for turn in self._session.history.turns:
+            turns = self._session.history.turns
+            hidden = max(0, len(turns) - self._shown_turns)
+            if hidden:
+                self.earlier_button.description = f"Show earlier turns ({hidden:,} more)"
+                shown.append(self._earlier_row)
+            for turn in turns[hidden:]:
                 entry = self._turn_views.get(id(turn))
                 view = entry[1] if entry is not None and entry[0] is turn else None
                 if view is None:

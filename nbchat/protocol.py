@@ -35,20 +35,27 @@ _MESSAGE_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", 
 _MAX_STOP_SEQUENCES = 4
 
 
+def _brief(value: object) -> str:
+    """``repr(value)``, cut short: a 400-digit number in an error is noise."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _require_number(name: str, value: object, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RequestValidationError(
-            name, f"must be a number from {low:g} to {high:g}, got {value!r}"
+            name, f"must be a number from {low:g} to {high:g}, got {_brief(value)}"
         )
-    if math.isnan(value) or not low <= value <= high:
-        raise RequestValidationError(name, f"must be from {low:g} to {high:g}, got {value!r}")
+    # isnan only for floats: an int too large for a float would overflow in it
+    if (isinstance(value, float) and math.isnan(value)) or not low <= value <= high:
+        raise RequestValidationError(name, f"must be from {low:g} to {high:g}, got {_brief(value)}")
 
 
 def _require_int(name: str, value: object, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RequestValidationError(name, f"must be a whole number ≥ {low}, got {value!r}")
+        raise RequestValidationError(name, f"must be a whole number ≥ {low}, got {_brief(value)}")
     if value < low:
-        raise RequestValidationError(name, f"must be ≥ {low}, got {value!r}")
+        raise RequestValidationError(name, f"must be ≥ {low}, got {_brief(value)}")
 
 
 @dataclass(slots=True)

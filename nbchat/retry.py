@@ -4,7 +4,9 @@ Retrying lives in the connection pool rather than around it, so it happens only 
 of a body was read: a stream that broke halfway is never sent again (that would bill twice and
 show the start of the reply twice). What is retried: connection errors, a pooled connection the
 server had closed, and the answers :func:`retryable_status` names (every 5xx, 408, 409 and 429,
-the rule openai-python follows), with exponential backoff that honours ``Retry-After``.
+the rule openai-python follows), with exponential backoff that honours ``Retry-After``. The pause
+between two attempts waits on the request's :class:`~nbchat.cancel.Cancellation`, so a stop
+ends it at once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from .cancel import active
 from .config import Settings
 
 __all__ = ["RETRY_AFTER_HEADERS", "BoundedRetry", "retry_after", "retryable_status"]
@@ -105,6 +108,9 @@ class BoundedRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> BoundedRetry:
+        cancellation = active()
+        if cancellation is not None:
+            cancellation.check()  # a stop shut the socket: that is no reason to ask again
         if isinstance(error, ReadTimeoutError):
             # The server has the request and is slow, not gone: asking again would double the
             # wait and may bill twice. (A pooled connection the server had closed, by
@@ -119,3 +125,13 @@ class BoundedRetry(Retry):
         if retry.waited > self.budget:
             raise MaxRetryError(_pool, url or "", error)
         return retry
+
+    def sleep(self, response: Any = None) -> None:
+        """Wait between two attempts as urllib3 would (``Retry-After``, else the backoff), but
+        on the request's cancellation, so that a stop ends the pause at once."""
+        cancellation = active()
+        if cancellation is None:
+            super().sleep(response)
+            return
+        wait = self.get_retry_after(response) if response is not None else None
+        cancellation.pause(wait if wait else self.get_backoff_time())

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .budget import fit
+from .cancel import Cancellation, RequestCancelled
 from .config import Settings
 from .errors import BusyError, NbChatError, StreamError
 from .events import Events, ReplyObserver
@@ -106,7 +107,7 @@ class ChatSession:
         """Follow a named event (see :mod:`nbchat.events`); returns the function that stops."""
         self._in_flight = threading.Lock()
         self._stream: ChatStream | None = None
-        self._cancel_requested = threading.Event()
+        self._cancel_requested = Cancellation()  # set: shuts a request still waiting too
         self.recordings = Recordings()
         """Replies a request may be answered from when ``settings.replay`` is not ``off``."""
 
@@ -293,7 +294,9 @@ class ChatSession:
             elif request.stream:
                 result = self._stream_into(reply, request, observer, replay)
             else:
-                result = self.client.complete(request)
+                result = self.client.complete(request, cancel=self._cancel_requested)
+        except RequestCancelled:  # stopped before the server's first byte: nothing to keep
+            result = None
         except KeyboardInterrupt:
             self._end(reply, "interrupted", observer, keep=keep, new=new)
             raise
@@ -318,7 +321,7 @@ class ChatSession:
         chat_stream: Any = (
             replay.stream(paced=self._settings.replay_pace)
             if replay is not None
-            else self.client.stream(request)
+            else self.client.stream(request, cancel=self._cancel_requested)
         )
         self._stream = chat_stream
         if self._cancel_requested.is_set():

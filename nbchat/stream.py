@@ -34,7 +34,16 @@ from urllib3.exceptions import HTTPError
 
 from .accumulator import StreamAccumulator
 from .errors import IncompleteStreamError, InStreamError, MalformedChunkError, NbChatError
-from .http_errors import SNIPPET, Failure, check_error_body, classify, host_of, read_json
+from .http_errors import (
+    SNIPPET,
+    TOO_LONG_HINT,
+    Failure,
+    check_error_body,
+    classify,
+    context_exceeded,
+    host_of,
+    read_json,
+)
 from .protocol import ChatResult
 from .secrets import KeyScrubber
 from .sse import MAX_EVENT_SIZE, EventTooLargeError, SSEDecoder
@@ -298,6 +307,15 @@ class ChatStream:
         message = self._scrubber.scrub(str(error.get("message") or error)) or "unknown error"
         kind = error.get("type") or error.get("code")
         partial = self.accumulator.result(done=False)
+        if context_exceeded({"error": error}, message):
+            # llama.cpp before its PR #16109 says so inside a 200 stream, not with a 400
+            raise InStreamError(
+                "The conversation is too long for the model's context (said inside the stream "
+                f"from {self._host})",
+                partial=partial,
+                error=error,
+                hint=TOO_LONG_HINT,
+            )
         raise InStreamError(
             f"{self._host} reported an error mid-stream: {message}"
             + (f" [{kind}]" if kind else ""),
@@ -343,7 +361,7 @@ class WholeBodyStream(ChatStream):
     """A server that ignored ``stream: true`` and sent one JSON body: one chunk, then done."""
 
     def _chunks(self) -> Iterator[dict[str, Any]]:
-        body = read_json(self._response, self._host)
+        body = read_json(self._response, self._host, limit=self.max_reply_size)
         check_error_body(body, self._host, self._scrubber)
         self.accumulator.add_completion(body)
         self.result = require_choices(self.accumulator.result(done=True), self._host)

@@ -21,7 +21,7 @@ CAPTURES = capture_names()
 # Captures that end in an error rather than a reply: the error class and words to expect.
 FAILING = {
     "10_openrouter_processing_comments_truncated.sse": (IncompleteStreamError, "ended before"),
-    "12_llamacpp_legacy_error_field.sse": (InStreamError, "exceeds the available context size"),
+    "12_llamacpp_legacy_error_field.sse": (InStreamError, "too long for the model's context"),
     "13_guardrails_empty_data_event_no_done.sse": (IncompleteStreamError, "Unsuitable input"),
     "14_openrouter_midstream_error_finish_error.sse": (InStreamError, "Provider disconnected"),
     "25_openai_error_first_chunk.sse": (InStreamError, "The server had an error processing"),

@@ -103,7 +103,7 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-HTTP_MODULES = ["client.py", "http_errors.py", "retry.py", "stream.py"]
+HTTP_MODULES = ["adapter.py", "client.py", "http_errors.py", "retry.py", "stream.py"]
 """The wire layer: the only modules that may speak HTTP; everything above talks to ChatClient."""
 
 
@@ -133,7 +133,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         ["errors", "version", "sse", "config", "secrets", "runtime", "budget", "prices"], 0
     ),
+    "cancel": 0,
     **dict.fromkeys(["protocol", "accumulator", "retry", "http_errors", "stream", "client"], 1),
+    "adapter": 1,
     **dict.fromkeys(["highlight", "render", "incremental", "codeblocks"], 2),
     **dict.fromkeys(["context", "frames", "prompt", "sizes", "images", "cell_images"], 3),
     **dict.fromkeys(["excerpt", "cells", "tracebacks"], 3),

@@ -171,6 +171,7 @@ def test_a_second_send_while_streaming_is_refused_and_keeps_its_text(
     panel = open_panel()
     send(panel, "first")
     wait_for(lambda: panel.session.busy, "the first reply")
+    wait_for(lambda: len(server.chat_requests) == 1, "the first request")  # else Stop stops it
     send(panel, "second, too soon")
     assert "already streaming" in status(panel)
     assert panel.input.value == "second, too soon"

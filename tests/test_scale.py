@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 
 from nbchat.client import ChatClient
-from nbchat.errors import APIError, IncompleteStreamError
+from nbchat.errors import APIError, IncompleteStreamError, InStreamError
 from nbchat.highlight import MAX_HIGHLIGHT
+from nbchat.protocol import ChatRequest
 from nbchat.render import render_markdown
 from nbchat.stream import ChatStream
 from nbchat.testing import LoopbackServer, RawSSE, Status
 
-from conftest import one_line, stream_to_end
+from conftest import fast_settings, one_line, stream_to_end
+from corpus import capture
+from holding_server import HoldingServer
 
 LIMIT = 64 * 1024
 
@@ -144,3 +147,60 @@ def test_a_conversation_too_long_for_the_model_says_so_and_what_to_do(
         assert way_out in message
     assert caught.value.status == 400
     assert len(server.chat_requests) == 1
+
+
+def _assert_too_long(error: BaseException) -> None:
+    message = one_line(error)
+    assert message.startswith("The conversation is too long for the model's context (")
+    for way_out in ("%%chat --new", "--no-history", "%chat reset"):
+        assert way_out in message
+
+
+IN_STREAM_CONTEXT_ERRORS = {
+    # llama.cpp before PR #16109: a non-standard `error:` field at HTTP 200 (corpus capture 12)
+    "llama.cpp-error-field": capture("12_llamacpp_legacy_error_field.sse"),
+    "openai-shaped-data-line": b'data: {"error": {"message": "This model\'s maximum context '
+    b'length is 8192 tokens.", "type": "invalid_request_error", "code": '
+    b'"context_length_exceeded"}}\n\ndata: [DONE]\n\n',
+}
+
+
+@pytest.mark.parametrize(
+    "body", IN_STREAM_CONTEXT_ERRORS.values(), ids=IN_STREAM_CONTEXT_ERRORS.keys()
+)
+def test_a_context_error_inside_the_stream_reads_like_the_400(
+    server: LoopbackServer, client: ChatClient, body: bytes
+) -> None:
+    server.enqueue(RawSSE(body, piece_size=7))
+    with pytest.raises(InStreamError) as caught:
+        stream_to_end(client)
+    _assert_too_long(caught.value)
+    assert "said inside the stream from 127.0.0.1" in str(caught.value)
+
+
+def test_a_context_error_in_a_whole_answer_reads_like_the_400(
+    server: LoopbackServer, client: ChatClient
+) -> None:
+    server.enqueue(Status(200, body=CONTEXT_ERRORS["llama.cpp"]))
+    with pytest.raises(InStreamError) as caught:
+        client.complete(ChatRequest.build("test-model", [{"role": "user", "content": "hi"}]))
+    _assert_too_long(caught.value)
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_whole_answer_past_the_limit_is_one_line_and_the_connection_is_closed() -> None:
+    body = b'{"choices": [{"message": {"content": "' + b"x" * (16 * LIMIT) + b'"}}]}'
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(
+        body
+    )
+    holding = HoldingServer(head + body, hold=30.0)
+    client = ChatClient(fast_settings(holding.base_url))
+    try:
+        with pytest.raises(APIError) as caught:
+            client.complete(ChatRequest.build("test-model", [{"role": "user", "content": "hi"}]))
+        message = one_line(caught.value)
+        assert "sent more than 0.25 MiB of body for one answer; stopped reading" in message
+        assert holding.hung_up.wait(5), "the connection was read to its end or kept open"
+    finally:
+        client.close()
+        holding.close()
