@@ -63,6 +63,11 @@ are body fields and stay allowed."""
 _KEY_SHAPE = re.compile(r"(?<![A-Za-z0-9])sk[-_][A-Za-z0-9_-]{12,}")
 """What an OpenAI-style key looks like (``sk-…``, ``sk-proj-…``, ``sk-ant-…``, ``sk_live_…``)."""
 
+MIN_SECRET_LENGTH = 8
+"""Shorter keys are not cut out of text. Local servers take any key and their docs use dummy
+ones (vLLM's ``EMPTY``, ``none``, ``x``): cutting those would mangle every reply holding the
+word, and a key that short guards nothing worth hiding."""
+
 _ECHO_KEYS: tuple[APIKey, ...] = ()
 """Every key any scrubber was told about. An error line is made where no session is at hand
 (the magic's ``UsageError``), so the keys to mask in echoes are kept here for the process."""
@@ -107,7 +112,7 @@ def mask_secrets(text: str) -> str:
     messages that echo what the user typed, where a key may have been pasted by mistake."""
     for key in _ECHO_KEYS:
         secret = key.reveal()
-        if secret in text:
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, REDACTED)
     return _KEY_SHAPE.sub(REDACTED, text)
 
@@ -151,7 +156,7 @@ class KeyScrubber:
         """``text`` with every remembered key replaced by :data:`REDACTED`."""
         for key in self._keys:  # a tuple replaced whole, never changed: no lock to read
             secret = key.reveal()
-            if secret in text:
+            if len(secret) >= MIN_SECRET_LENGTH and secret in text:
                 text = text.replace(secret, REDACTED)
         return text
 

@@ -140,3 +140,17 @@ def test_key_never_appears_in_errors_reprs_or_logs(
     assert leaks == []
     # and the server did receive it, so the scan above was looking at a key in real use
     assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.parametrize("dummy", ["EMPTY", "none", "x", "1234567"])
+def test_a_dummy_key_for_a_local_server_does_not_mangle_replies(dummy: str) -> None:
+    from nbchat.config import APIKey
+    from nbchat.secrets import KeyScrubber, mask_secrets
+
+    scrubber = KeyScrubber(APIKey(dummy))
+    text = f"The column is {dummy} here: x = none or EMPTY, 1234567."
+    assert scrubber.scrub(text) == text
+    assert mask_secrets(text) == text
+    real = "sk-local-0123456789abcdef"
+    scrubber.remember(APIKey(real))
+    assert scrubber.scrub(f"{text} {real}") == f"{text} [key removed]"
