@@ -2,7 +2,7 @@
 back with ``%chat import``, :mod:`nbchat.importer`).
 
 Only the conversation goes out: the system prompt, each turn's prompt and reply, model, status,
-usage, its marks (``stale``, and ``replayed`` when the turn has one) and what the history keeps
+usage, its marks (``stale``, ``replayed``) and what the history keeps
 with it (attachments' spans, refusal, tool calls, finish reason). Settings and the key never
 do. The JSON names its format and version (:data:`FORMAT`, :data:`VERSION`) so that an import
 can tell an nbchat export from any other JSON. The file is as private as the history it comes from
@@ -38,6 +38,7 @@ def to_markdown(session: ChatSession) -> str:
         lines += [f"## {number}. You", "", turn.prompt, ""]
         marks = ["interrupted"] if turn.status == "interrupted" else []
         marks += ["stale"] if turn.stale else []
+        marks += ["replayed"] if turn.replayed else []
         note = f" ({', '.join(marks)})" if marks else ""
         lines += [f"## {number}. {turn.model or 'Assistant'}{note}", "", turn.reply, ""]
     return "\n".join(lines)
@@ -63,7 +64,7 @@ def to_json(session: ChatSession) -> dict[str, Any]:
             "created": turn.created,
             "stale": turn.stale,
         }
-        if getattr(turn, "replayed", False):
+        if turn.replayed:
             entry["replayed"] = True
         if turn.attachments:
             entry["attachments"] = [a.to_json() for a in turn.attachments]

@@ -286,3 +286,18 @@ def test_a_conversation_reset_in_the_store_is_not_rebuilt_from_the_notebook(
         follow_saved_notebook(after_reset, {}, env, cells_named=True, say=lines.append)
         assert lines == [] and len(after_reset.history) == 0
         assert len(after_reset.recordings) == 1  # still there to replay from
+
+
+def test_a_replayed_turn_keeps_its_mark_through_export_and_import(
+    session: ChatSession, server: LoopbackServer, tmp_path: Path
+) -> None:
+    from nbchat import export, importer
+
+    session.ask("Explain p-values", cell_id="c1")
+    session.ask("Explain p-values", cell_id="c1")  # answered from the recording
+    assert "(replayed)" in export.to_markdown(session)
+    path = tmp_path / "conversation.json"
+    export.write(session, path)
+    assert json.loads(path.read_text("utf-8"))["turns"][0]["replayed"] is True
+    (turn,) = importer.read(path).turns
+    assert turn.replayed and turn.reply == session.history.turns[0].reply
