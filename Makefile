@@ -14,14 +14,24 @@ LINTED := nbchat tests benchmarks notebooks/run_headless.py notebooks/run_lab.py
 # 1.108.8 and later pin litellm-enterprise/litellm-proxy releases the package index lacks.
 LITELLM_VENV ?= .venv-litellm
 LITELLM_SPEC ?= litellm[proxy]>=1.108,<1.108.8
+# llama.cpp's OpenAI-compatible server (`python -m llama_cpp.server`), another real server the
+# tests talk to, serving a tiny random-weight model tests/make_tiny_gguf.py writes. PyPI has it
+# only as an sdist that compiles llama.cpp: one portable CPU build (AVX2, not -march=native) of
+# the libraries the server loads, without the multimodal library, tests or examples, two jobs at
+# the lowest priority so the machine stays usable.
+LLAMA_VENV ?= .venv-llama
+LLAMA_SPEC ?= llama-cpp-python[server]>=0.3.36,<0.4
+GGUF_SPEC ?= gguf>=0.17,<1
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
+	-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DGGML_CCACHE=OFF
 NB_VENV ?= .venv-notebooks
 NB_PY := $(NB_VENV)/bin/python
 LAB_ARGS ?=
 
-.PHONY: test lint typecheck pytest install litellm browser-deps bench notebooks-install quickstart lab \
+.PHONY: test lint typecheck pytest install litellm llama browser-deps bench notebooks-install quickstart lab \
 	clean
 
-test: install litellm browser-deps lint typecheck pytest
+test: install litellm llama browser-deps lint typecheck pytest
 
 install: $(VENV)/.installed
 
@@ -37,6 +47,15 @@ $(LITELLM_VENV)/.installed:
 	$(PYTHON) -m venv $(LITELLM_VENV)
 	$(LITELLM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LITELLM_VENV)/bin/python -m pip install --quiet "$(LITELLM_SPEC)"
+	touch $@
+
+llama: $(LLAMA_VENV)/.installed
+
+$(LLAMA_VENV)/.installed:
+	$(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 \
+		nice -n 19 $(LLAMA_VENV)/bin/python -m pip install --quiet "$(LLAMA_SPEC)" "$(GGUF_SPEC)"
 	touch $@
 
 browser-deps:
@@ -79,4 +98,4 @@ lab: notebooks-install
 	$(NB_PY) notebooks/run_lab.py $(LAB_ARGS)
 
 clean:
-	rm -rf $(VENV) $(NB_VENV) $(LITELLM_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) $(NB_VENV) $(LITELLM_VENV) $(LLAMA_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,343 @@
+"""nbchat against llama.cpp's OpenAI-compatible server, as llama-cpp-python runs it.
+
+One server (``python -m llama_cpp.server`` from ``.venv-llama``, ``make llama``) serves the
+whole module: tests/make_tiny_gguf.py's tiny random-weight llama model as ``tiny-llama``, with a
+context of :data:`N_CTX` tokens, requiring :data:`KEY`. The replies are gibberish that never
+ends by itself (the model cannot say ``</s>``), so every reply ends at ``max_tokens`` or at the
+end of the context, with ``finish_reason: "length"``; what is tested is the protocol as this
+server speaks it. What it does, as observed with llama-cpp-python 0.3.36:
+
+- a stream is SSE with a role chunk, one chunk per token, a chunk with the finish reason and
+  ``[DONE]``; it has no usage chunk, though nbchat asks for one (``stream_options`` is
+  ignored); a reply without streaming has ``usage``;
+- a prompt longer than the context is a 400 with ``code: context_length_exceeded`` without
+  streaming, but, when streaming, an empty HTTP 200 (the error is raised after the status was
+  sent, and only the server's log shows it);
+- the ``model`` field is not checked: any name is answered by the one model, and the chunks
+  echo the name asked for; ``/v1/models`` lists the alias only.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from IPython.core.error import UsageError
+
+import nbchat
+from nbchat.config import Settings
+from nbchat.errors import APIError, AuthenticationError, IncompleteStreamError
+from nbchat.session import ChatSession
+from nbchat.views import CUT, Footing
+
+from conftest import follow
+from ipython_shell import Shell, make_shell
+from real_servers import LlamaCppServer, llama_cpp_python_version, make_tiny_model, require_llama
+
+pytestmark = pytest.mark.timeout(120)
+
+KEY = "sk-nbchat-llama-0123456789abcdefKEYZ"
+"""The server's API key: what nbchat sends, and what must never show."""
+ALIAS = "tiny-llama"
+N_CTX = 1024
+TOO_LONG = "data " * 400  # about 2,000 tokens of the tiny vocabulary: twice the context
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
+    require_llama()
+    model = make_tiny_model(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+    with LlamaCppServer(model, n_ctx=N_CTX, alias=ALIAS, api_key=KEY) as running:
+        yield running
+        assert running.network_attempts() == [], "the server tried to reach beyond loopback"
+
+
+def settings_for(llama: LlamaCppServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "base_url": llama.base_url,
+        "model": ALIAS,
+        "connect_timeout": 5.0,
+        "read_timeout": 30.0,
+        "max_retries": 1,
+        "retry_budget": 5.0,
+        "backoff_factor": 0.01,
+    }
+    values.update(overrides)
+    return Settings(**values).with_key(KEY, source="NBCHAT_API_KEY")
+
+
+@pytest.fixture
+def session(llama: LlamaCppServer) -> Iterator[ChatSession]:
+    chat = ChatSession(settings_for(llama))
+    yield chat
+    chat.close()
+
+
+@pytest.fixture
+def shell(llama: LlamaCppServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shell]:
+    monkeypatch.setenv("NBCHAT_BASE_URL", llama.base_url)
+    monkeypatch.setenv("NBCHAT_API_KEY", KEY)
+    monkeypatch.setenv("NBCHAT_MODEL", ALIAS)
+    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "1")
+    monkeypatch.setenv("NBCHAT_READ_TIMEOUT", "30")
+    yield from make_shell(rich=True)
+
+
+class Posts:
+    """The statuses of the chat requests the server answered from now on (uvicorn's log)."""
+
+    def __init__(self, llama: LlamaCppServer) -> None:
+        self.llama = llama
+        self._seen = len(self._all())
+
+    def _all(self) -> list[int]:
+        return [
+            status
+            for method, path, status in self.llama.access_log()
+            if method == "POST" and path == "/v1/chat/completions"
+        ]
+
+    def statuses(self) -> list[int]:
+        return self._all()[self._seen :]
+
+
+def one_line_usage_error(result: Any, capsys: pytest.CaptureFixture[str], *words: str) -> str:
+    assert type(result.error_in_exec) is UsageError, repr(result.error_in_exec)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("UsageError: "), err
+    assert "\n" not in err and "Traceback" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def raw_chat(llama: LlamaCppServer, content: str, **fields: Any) -> requests.Response:
+    """One request as any client would send it, for what the server itself does."""
+    body = {"model": ALIAS, "messages": [{"role": "user", "content": content}], **fields}
+    return requests.post(
+        f"{llama.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=30,
+    )
+
+
+# -- the server itself -----------------------------------------------------------------------
+
+
+def test_the_server_started_offline_with_the_tiny_model(llama: LlamaCppServer) -> None:
+    assert llama.started_in is not None
+    assert llama_cpp_python_version().startswith("0.3.")
+    log = llama.log_text()
+    assert "nbchat-tiny-llama" in log  # llama.cpp names the model it loaded
+    assert llama.network_attempts() == []
+
+
+def test_the_server_streams_one_token_a_chunk_and_no_usage(llama: LlamaCppServer) -> None:
+    answer = raw_chat(
+        llama, "hello", stream=True, max_tokens=4, stream_options={"include_usage": True}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/event-stream")
+    events = [line[6:] for line in answer.text.split("\n\n") if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
+    assert [bool(chunk["choices"][0]["delta"].get("content")) for chunk in chunks[1:]] == [
+        True
+    ] * 4 + [False]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+    assert not any("usage" in chunk for chunk in chunks)  # stream_options is ignored
+
+
+# -- replies ---------------------------------------------------------------------------------
+
+
+def test_a_chat_cell_streams_a_reply_and_keeps_it(llama: LlamaCppServer, shell: Shell) -> None:
+    posts = Posts(llama)
+    result = shell.run("%%chat --max-tokens 12\nHow do I check a dataset?", cell_id="c1")
+    assert result.success, result.error_in_exec
+    (final,) = shell.final_outputs()
+    (turn,) = nbchat.get_session().history
+    assert turn.reply and turn.status == "complete"
+    assert final.data["text/plain"] == turn.reply
+    assert final.metadata["nbchat"]["model"] == ALIAS
+    assert turn.finish_reason == "length"
+    assert CUT in final.data["text/html"]
+    assert turn.usage is None  # the stream had no usage to keep
+    assert posts.statuses() == [200]
+
+
+def test_the_next_question_carries_the_conversation(llama: LlamaCppServer, shell: Shell) -> None:
+    assert shell.run("%%chat --max-tokens 5\nFirst question", cell_id="a").success
+    assert shell.run("%%chat --max-tokens 5\nSecond question", cell_id="b").success
+    first, second = nbchat.get_session().history
+    assert first.reply and second.reply
+    assert second.prompt == "Second question"
+
+
+def test_a_reply_without_streaming_keeps_its_usage(session: ChatSession) -> None:
+    reply = session.ask("hello", params={"max_tokens": 6}, stream=False)
+    assert reply.status == "done" and reply.text
+    (turn,) = session.history
+    assert turn.usage is not None
+    assert turn.usage["completion_tokens"] == 6
+    assert turn.usage["prompt_tokens"] > 0
+    assert turn.usage["total_tokens"] == turn.usage["prompt_tokens"] + 6
+    assert turn.finish_reason == "length"
+
+
+def test_max_tokens_cuts_the_stream_and_the_footer_says_so(session: ChatSession) -> None:
+    reply = session.ask("Tell me everything.", params={"max_tokens": 5})
+    assert reply.status == "done"
+    assert reply.text
+    assert reply.chunks == 1 + 5 + 1  # the role, one token a chunk, the finish reason
+    assert [choice.finish_reason for choice in reply.result.choices] == ["length"]
+    footing = Footing.of_reply(reply)
+    assert footing.cut and CUT in footing.parts()
+    (turn,) = session.history
+    assert turn.finish_reason == "length" and Footing.of_turn(turn).cut
+
+
+# -- a prompt longer than the context --------------------------------------------------------
+
+
+def test_the_server_answers_a_too_long_prompt_with_an_empty_200_when_streaming(
+    llama: LlamaCppServer,
+) -> None:
+    streamed = raw_chat(llama, TOO_LONG, stream=True)
+    assert (streamed.status_code, streamed.text) == (200, "")
+    said = f"exceed context window of {N_CTX}"  # its traceback, logged once the stream closed
+    deadline = time.monotonic() + 10
+    while said not in llama.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert said in llama.log_text()
+    whole = raw_chat(llama, TOO_LONG)
+    assert whole.status_code == 400
+    assert whole.json()["error"]["code"] == "context_length_exceeded"
+
+
+def test_a_too_long_prompt_in_a_cell_is_one_line_about_the_context(
+    llama: LlamaCppServer, shell: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    posts = Posts(llama)
+    result = shell.run(f"%%chat\n{TOO_LONG}", cell_id="long")
+    one_line_usage_error(
+        result, capsys, "answered HTTP 200 but sent no data", "longer than the model's context"
+    )
+    assert posts.statuses() == [200]  # an empty stream is not asked again
+    assert shell.final_outputs() == []
+    assert len(nbchat.get_session().history) == 0
+
+
+def test_a_too_long_prompt_streamed_by_a_session_keeps_nothing(session: ChatSession) -> None:
+    with pytest.raises(IncompleteStreamError) as caught:
+        session.ask(TOO_LONG)
+    assert "no text arrived" in str(caught.value)
+    assert "likely longer than the model's context" in str(caught.value)
+    assert len(session.history) == 0
+
+
+def test_a_too_long_prompt_without_streaming_is_the_context_message(
+    llama: LlamaCppServer, session: ChatSession
+) -> None:
+    posts = Posts(llama)
+    with pytest.raises(APIError) as caught:
+        session.ask(TOO_LONG, stream=False)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "The conversation is too long for the model's context (HTTP 400 from" in message
+    assert "%%chat --new" in message
+    assert posts.statuses() == [400]  # not asked again
+    assert len(session.history) == 0
+
+
+# -- interrupting ----------------------------------------------------------------------------
+
+
+def test_cancelling_mid_stream_keeps_the_partial_reply(
+    llama: LlamaCppServer, session: ChatSession
+) -> None:
+    arrived = threading.Event()
+    follow(session, lambda reply: arrived.set() if reply.chunks >= 4 else None)
+    stopper = threading.Thread(target=lambda: arrived.wait(30) and session.cancel())
+    stopper.start()
+    try:
+        reply = session.ask("A long answer, please.")  # runs to the end of the context
+    finally:
+        stopper.join()
+    assert reply.status == "interrupted"
+    assert reply.text
+    assert [choice.finish_reason for choice in reply.result.choices] == [None]  # cut mid-way
+    (turn,) = session.history
+    assert turn.status == "interrupted" and turn.reply == reply.text
+    assert not session.busy
+    again = session.ask("And a short one.", params={"max_tokens": 3})  # the server is free
+    assert again.status == "done" and again.text
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+def test_models_lists_the_alias_and_refuses_an_unknown_name(
+    shell: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert shell.run("%chat models").success
+    assert capsys.readouterr().out.splitlines() == [f"* {ALIAS}"]
+    refused = shell.run("%chat model no-such-model")
+    one_line_usage_error(refused, capsys, "has no model 'no-such-model'")
+    assert nbchat.get_session().settings.model == ALIAS
+
+
+def test_an_unknown_model_in_a_cell_is_answered_by_the_one_model(
+    llama: LlamaCppServer, shell: Shell
+) -> None:
+    # llama-cpp-python serves any name with its default model and echoes the name asked for.
+    posts = Posts(llama)
+    result = shell.run("%%chat -m no-such-model --max-tokens 3\nhello", cell_id="u")
+    assert result.success, result.error_in_exec
+    (final,) = shell.final_outputs()
+    assert final.metadata["nbchat"]["model"] == "no-such-model"
+    (turn,) = nbchat.get_session().history
+    assert turn.reply and turn.model == "no-such-model"
+    assert posts.statuses() == [200]
+
+
+# -- the key ---------------------------------------------------------------------------------
+
+
+def test_a_wrong_key_is_one_line_and_the_key_never_shows(
+    llama: LlamaCppServer, shell: Shell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    wrong = "sk-wrong-0123456789abcdefWRONG"
+    session = nbchat.get_session()
+    session.settings = session.settings.with_key(wrong, source="NBCHAT_API_KEY")
+    refused = shell.run("%%chat\nhello", cell_id="w")
+    one_line_usage_error(refused, capsys, "HTTP 401")
+    session.settings = session.settings.with_key(KEY, source="NBCHAT_API_KEY")
+    seen: list[str] = []
+    for source in ("%%chat --max-tokens 4\nhello", "%chat config", "%chat history"):
+        assert shell.run(source).success, source
+        captured = capsys.readouterr()
+        seen += [captured.out, captured.err]
+        seen += [json.dumps(message.data) for message in shell.publisher.messages]  # type: ignore[union-attr]
+    assert shell.run(f"%chat export {tmp_path / 'chat.json'}").success
+    seen.append((tmp_path / "chat.json").read_text())
+    seen += [repr(session), repr(session.settings), str(refused.error_in_exec)]
+    assert [text for text in seen if KEY in text or wrong in text] == []
+
+
+def test_a_wrong_key_is_an_authentication_error(llama: LlamaCppServer) -> None:
+    session = ChatSession(settings_for(llama).with_key("sk-wrong-key-0123456789", source="x"))
+    try:
+        with pytest.raises(AuthenticationError) as caught:
+            session.ask("hello")
+    finally:
+        session.close()
+    assert caught.value.status == 401
