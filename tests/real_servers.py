@@ -503,3 +503,76 @@ class LlamaCppServer(LiteLLMProxy):
             log_tail=self.log_tail,
             error=ProxyError,
         )
+
+
+# -- llama.cpp's own C++ server -----------------------------------------------------------------
+
+LLAMA_SERVER = Path(
+    os.environ.get("LLAMA_SERVER")
+    or Path(__file__).resolve().parents[1] / ".venv-llama" / "build" / "bin" / "llama-server"
+)
+"""llama.cpp's ``llama-server``, built by ``make llama`` in llama-cpp-python's kept build
+directory from the same llama.cpp sources and libraries. ``LLAMA_SERVER`` points elsewhere."""
+
+
+def require_llama_server() -> None:
+    """Skip (or, in CI, fail) when ``llama-server`` was not built."""
+    import pytest
+
+    if not os.access(LLAMA_SERVER, os.X_OK):
+        missing = f"no {LLAMA_SERVER} (make llama)"
+        if os.environ.get("CI"):
+            pytest.fail(f"the llama-server tests must run in CI: {missing}")
+        pytest.skip(missing)
+
+
+class LlamaServer(LlamaCppServer):
+    """llama.cpp's C++ ``llama-server`` serving one GGUF model as ``alias``: one slot (so the
+    whole ``n_ctx`` is one conversation's), one thread, no web UI, waiting until ``/health``
+    says the model is loaded.
+
+    It has no Python to hook, so nothing refuses its connections; it is built without an HTTP
+    client (llama-cpp-python switches llama.cpp's curl off), reads the model file it is given and
+    never fetches one, so it has nothing to connect to.
+    """
+
+    def _command(self) -> list[str]:
+        return [
+            str(LLAMA_SERVER),
+            "--model",
+            str(self.model_path),
+            "--alias",
+            self.alias,
+            "--ctx-size",
+            str(self.n_ctx),
+            "--parallel",
+            "1",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+            "--seed",
+            str(self.seed),
+            "--no-webui",
+            "--no-warmup",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *(["--api-key", self.api_key] if self.api_key else []),
+            *self.extra_args,
+        ]
+
+    def _wait_ready(self) -> None:
+        def answers() -> bool:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                return bool(answer.status == 200)  # 503 while the model loads
+
+        wait_ready(
+            self.process,
+            answers,
+            what="llama-server",
+            timeout=_LLAMA_START_TIMEOUT,
+            log_tail=self.log_tail,
+            error=ProxyError,
+        )

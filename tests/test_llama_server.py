@@ -1,20 +1,26 @@
-"""nbchat against llama.cpp's OpenAI-compatible server, as llama-cpp-python runs it.
+"""nbchat against llama.cpp's OpenAI-compatible servers: llama-cpp-python's and the C++ one.
 
-One server (``python -m llama_cpp.server`` from ``.venv-llama``, ``make llama``) serves the
-whole module: tests/make_tiny_gguf.py's tiny random-weight llama model as ``tiny-llama``, with a
-context of :data:`N_CTX` tokens, requiring :data:`KEY`. The replies are gibberish that never
-ends by itself (the model cannot say ``</s>``), so every reply ends at ``max_tokens`` or at the
-end of the context, with ``finish_reason: "length"``; what is tested is the protocol as this
-server speaks it. What it does, as observed with llama-cpp-python 0.3.36:
+Each server serves the whole module in turn (the ``llama`` fixture is parametrized over them):
+tests/make_tiny_gguf.py's tiny random-weight llama model as ``tiny-llama``, with a context of
+:data:`N_CTX` tokens, requiring :data:`KEY`. ``make llama`` builds both in ``.venv-llama``:
 
-- a stream is SSE with a role chunk, one chunk per token, a chunk with the finish reason and
-  ``[DONE]``; it has no usage chunk, though nbchat asks for one (``stream_options`` is
-  ignored); a reply without streaming has ``usage``;
-- a prompt longer than the context is a 400 with ``code: context_length_exceeded`` without
-  streaming, but, when streaming, an empty HTTP 200 (the error is raised after the status was
-  sent, and only the server's log shows it);
-- the ``model`` field is not checked: any name is answered by the one model, and the chunks
-  echo the name asked for; ``/v1/models`` lists the alias only.
+- ``python -m llama_cpp.server`` (llama-cpp-python);
+- ``llama-server``, llama.cpp's own, compiled from the same sources.
+
+The replies are gibberish that never ends by itself (the model cannot say ``</s>``), so every
+reply ends at ``max_tokens`` or at the end of the context, with ``finish_reason: "length"``;
+what is tested is the protocol as each server speaks it. Where they differ, :class:`Kind` says
+how, as observed with llama-cpp-python 0.3.36 and the llama.cpp it vendors:
+
+- llama-cpp-python's streams have no usage chunk, though nbchat asks for one (``stream_options``
+  is ignored); llama-server sends it in a last chunk with no choices. Both put usage in a whole
+  reply;
+- a prompt longer than the context is a 400 from llama-server, streaming or not
+  (``type: exceed_context_size_error``); from llama-cpp-python it is a 400 with
+  ``code: context_length_exceeded`` without streaming but, when streaming, an empty HTTP 200
+  (the error is raised after the status was sent, and only the server's log shows it);
+- neither checks the ``model`` field: any name is answered by the one model; llama-cpp-python's
+  chunks echo the name asked for, llama-server's name the alias.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,22 +45,62 @@ from nbchat.views import CUT, Footing
 
 from conftest import follow
 from ipython_shell import Shell, make_shell
-from real_servers import LlamaCppServer, llama_cpp_python_version, make_tiny_model, require_llama
+from real_servers import (
+    LlamaCppServer,
+    LlamaServer,
+    llama_cpp_python_version,
+    make_tiny_model,
+    require_llama,
+    require_llama_server,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
 KEY = "sk-nbchat-llama-0123456789abcdefKEYZ"
-"""The server's API key: what nbchat sends, and what must never show."""
+"""The servers' API key: what nbchat sends, and what must never show."""
 ALIAS = "tiny-llama"
 N_CTX = 1024
 TOO_LONG = "data " * 400  # about 2,000 tokens of the tiny vocabulary: twice the context
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One of the servers, and how it answers where the two differ."""
+
+    name: str
+    server: Callable[..., LlamaCppServer]
+    require: Callable[[], None]
+    usage_in_streams: bool
+    too_long_stream_status: int
+    """200 (and no body) or 400, for a streamed prompt longer than the context."""
+    access_log: bool
+    """Whether its log has a line for each request answered, with the status."""
+    echoes_model: bool
+    """Whether a reply names the model asked for (any name), rather than the one it served."""
+
+
+KINDS = [
+    Kind("llama-cpp-python", LlamaCppServer, require_llama, False, 200, True, True),
+    Kind("llama-server", LlamaServer, require_llama_server, True, 400, False, False),
+]
+
+
 @pytest.fixture(scope="module")
-def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaCppServer]:
-    require_llama()
-    model = make_tiny_model(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
-    with LlamaCppServer(model, n_ctx=N_CTX, alias=ALIAS, api_key=KEY) as running:
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_llama()  # its virtualenv has the gguf writer
+    return make_tiny_model(tmp_path_factory.mktemp("gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="module", params=KINDS, ids=[kind.name for kind in KINDS])
+def kind(request: pytest.FixtureRequest) -> Kind:
+    chosen: Kind = request.param
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def llama(kind: Kind, model_file: Path) -> Iterator[LlamaCppServer]:
+    kind.require()
+    with kind.server(model_file, n_ctx=N_CTX, alias=ALIAS, api_key=KEY) as running:
         yield running
         assert running.network_attempts() == [], "the server tried to reach beyond loopback"
 
@@ -90,10 +137,12 @@ def shell(llama: LlamaCppServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sh
 
 
 class Posts:
-    """The statuses of the chat requests the server answered from now on (uvicorn's log)."""
+    """The statuses of the chat requests the server answered from now on, from its access
+    log; ``check`` passes without looking for a server that logs none (llama-server)."""
 
-    def __init__(self, llama: LlamaCppServer) -> None:
+    def __init__(self, llama: LlamaCppServer, kind: Kind) -> None:
         self.llama = llama
+        self.kind = kind
         self._seen = len(self._all())
 
     def _all(self) -> list[int]:
@@ -103,8 +152,9 @@ class Posts:
             if method == "POST" and path == "/v1/chat/completions"
         ]
 
-    def statuses(self) -> list[int]:
-        return self._all()[self._seen :]
+    def check(self, expected: list[int]) -> None:
+        if self.kind.access_log:
+            assert self._all()[self._seen :] == expected
 
 
 def one_line_usage_error(result: Any, capsys: pytest.CaptureFixture[str], *words: str) -> str:
@@ -128,39 +178,72 @@ def raw_chat(llama: LlamaCppServer, content: str, **fields: Any) -> requests.Res
     )
 
 
-# -- the server itself -----------------------------------------------------------------------
+def sse_chunks(answer: requests.Response) -> list[Any]:
+    """The JSON of each ``data:`` event of a stream; checks it ends with ``[DONE]``."""
+    events = [part[6:] for part in answer.text.split("\n\n") if part.startswith("data: ")]
+    assert events[-1] == "[DONE]", events[-3:]
+    return [json.loads(event) for event in events[:-1]]
 
 
-def test_the_server_started_offline_with_the_tiny_model(llama: LlamaCppServer) -> None:
+# -- the servers themselves ------------------------------------------------------------------
+
+
+def test_the_server_started_offline_with_the_tiny_model(
+    llama: LlamaCppServer, model_file: Path
+) -> None:
     assert llama.started_in is not None
     assert llama_cpp_python_version().startswith("0.3.")
-    log = llama.log_text()
-    assert "nbchat-tiny-llama" in log  # llama.cpp names the model it loaded
+    assert str(model_file) in llama.log_text()  # llama.cpp names the file it loaded
+    answer = requests.get(
+        f"{llama.base_url}/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=10
+    )
+    assert [model["id"] for model in answer.json()["data"]] == [ALIAS]
     assert llama.network_attempts() == []
 
 
-def test_the_server_streams_one_token_a_chunk_and_no_usage(llama: LlamaCppServer) -> None:
+def test_the_server_streams_tokens_then_the_finish_reason(
+    llama: LlamaCppServer, kind: Kind
+) -> None:
     answer = raw_chat(
         llama, "hello", stream=True, max_tokens=4, stream_options={"include_usage": True}
     )
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/event-stream")
-    events = [line[6:] for line in answer.text.split("\n\n") if line.startswith("data: ")]
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(event) for event in events[:-1]]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
-    assert [bool(chunk["choices"][0]["delta"].get("content")) for chunk in chunks[1:]] == [
-        True
-    ] * 4 + [False]
-    assert chunks[-1]["choices"][0]["finish_reason"] == "length"
-    assert not any("usage" in chunk for chunk in chunks)  # stream_options is ignored
+    chunks = sse_chunks(answer)
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")]
+    assert finishes[-1] == "length" and set(finishes[:-1]) == {None}
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+    )
+    assert text
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    if kind.usage_in_streams:
+        assert usage[-1]["completion_tokens"] == 4
+    else:
+        assert usage == []  # stream_options is ignored
+
+
+def test_the_server_answers_a_too_long_streamed_prompt(llama: LlamaCppServer, kind: Kind) -> None:
+    streamed = raw_chat(llama, TOO_LONG, stream=True)
+    assert streamed.status_code == kind.too_long_stream_status
+    if kind.too_long_stream_status == 200:
+        assert streamed.text == ""
+        said = f"exceed context window of {N_CTX}"  # its traceback, logged once the stream closed
+        deadline = time.monotonic() + 10
+        while said not in llama.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert said in llama.log_text()
+    whole = raw_chat(llama, TOO_LONG)
+    assert whole.status_code == 400
 
 
 # -- replies ---------------------------------------------------------------------------------
 
 
-def test_a_chat_cell_streams_a_reply_and_keeps_it(llama: LlamaCppServer, shell: Shell) -> None:
-    posts = Posts(llama)
+def test_a_chat_cell_streams_a_reply_and_keeps_it(
+    llama: LlamaCppServer, kind: Kind, shell: Shell
+) -> None:
+    posts = Posts(llama, kind)
     result = shell.run("%%chat --max-tokens 12\nHow do I check a dataset?", cell_id="c1")
     assert result.success, result.error_in_exec
     (final,) = shell.final_outputs()
@@ -170,11 +253,15 @@ def test_a_chat_cell_streams_a_reply_and_keeps_it(llama: LlamaCppServer, shell: 
     assert final.metadata["nbchat"]["model"] == ALIAS
     assert turn.finish_reason == "length"
     assert CUT in final.data["text/html"]
-    assert turn.usage is None  # the stream had no usage to keep
-    assert posts.statuses() == [200]
+    if kind.usage_in_streams:
+        assert turn.usage is not None and turn.usage["completion_tokens"] == 12
+        assert "→ 12 tokens" in final.data["text/html"]
+    else:
+        assert turn.usage is None  # the stream had no usage to keep
+    posts.check([200])
 
 
-def test_the_next_question_carries_the_conversation(llama: LlamaCppServer, shell: Shell) -> None:
+def test_the_next_question_carries_the_conversation(shell: Shell) -> None:
     assert shell.run("%%chat --max-tokens 5\nFirst question", cell_id="a").success
     assert shell.run("%%chat --max-tokens 5\nSecond question", cell_id="b").success
     first, second = nbchat.get_session().history
@@ -195,9 +282,7 @@ def test_a_reply_without_streaming_keeps_its_usage(session: ChatSession) -> None
 
 def test_max_tokens_cuts_the_stream_and_the_footer_says_so(session: ChatSession) -> None:
     reply = session.ask("Tell me everything.", params={"max_tokens": 5})
-    assert reply.status == "done"
-    assert reply.text
-    assert reply.chunks == 1 + 5 + 1  # the role, one token a chunk, the finish reason
+    assert reply.status == "done" and reply.text
     assert [choice.finish_reason for choice in reply.result.choices] == ["length"]
     footing = Footing.of_reply(reply)
     assert footing.cut and CUT in footing.parts()
@@ -208,62 +293,49 @@ def test_max_tokens_cuts_the_stream_and_the_footer_says_so(session: ChatSession)
 # -- a prompt longer than the context --------------------------------------------------------
 
 
-def test_the_server_answers_a_too_long_prompt_with_an_empty_200_when_streaming(
-    llama: LlamaCppServer,
-) -> None:
-    streamed = raw_chat(llama, TOO_LONG, stream=True)
-    assert (streamed.status_code, streamed.text) == (200, "")
-    said = f"exceed context window of {N_CTX}"  # its traceback, logged once the stream closed
-    deadline = time.monotonic() + 10
-    while said not in llama.log_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert said in llama.log_text()
-    whole = raw_chat(llama, TOO_LONG)
-    assert whole.status_code == 400
-    assert whole.json()["error"]["code"] == "context_length_exceeded"
-
-
 def test_a_too_long_prompt_in_a_cell_is_one_line_about_the_context(
-    llama: LlamaCppServer, shell: Shell, capsys: pytest.CaptureFixture[str]
+    llama: LlamaCppServer, kind: Kind, shell: Shell, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    posts = Posts(llama)
+    posts = Posts(llama, kind)
     result = shell.run(f"%%chat\n{TOO_LONG}", cell_id="long")
-    one_line_usage_error(
-        result, capsys, "answered HTTP 200 but sent no data", "longer than the model's context"
-    )
-    assert posts.statuses() == [200]  # an empty stream is not asked again
+    if kind.too_long_stream_status == 200:
+        words = ("answered HTTP 200 but sent no data", "likely longer than the model's context")
+    else:
+        words = ("The conversation is too long for the model's context (HTTP 400", "--new")
+    one_line_usage_error(result, capsys, *words)
+    posts.check([kind.too_long_stream_status])  # not asked again
     assert shell.final_outputs() == []
     assert len(nbchat.get_session().history) == 0
 
 
-def test_a_too_long_prompt_streamed_by_a_session_keeps_nothing(session: ChatSession) -> None:
-    with pytest.raises(IncompleteStreamError) as caught:
+def test_a_too_long_prompt_streamed_by_a_session_keeps_nothing(
+    kind: Kind, session: ChatSession
+) -> None:
+    expected = IncompleteStreamError if kind.too_long_stream_status == 200 else APIError
+    with pytest.raises(expected) as caught:
         session.ask(TOO_LONG)
-    assert "no text arrived" in str(caught.value)
-    assert "likely longer than the model's context" in str(caught.value)
+    assert "context" in str(caught.value)
     assert len(session.history) == 0
 
 
 def test_a_too_long_prompt_without_streaming_is_the_context_message(
-    llama: LlamaCppServer, session: ChatSession
+    llama: LlamaCppServer, kind: Kind, session: ChatSession
 ) -> None:
-    posts = Posts(llama)
+    posts = Posts(llama, kind)
     with pytest.raises(APIError) as caught:
         session.ask(TOO_LONG, stream=False)
     message = str(caught.value)
     assert "\n" not in message
     assert "The conversation is too long for the model's context (HTTP 400 from" in message
     assert "%%chat --new" in message
-    assert posts.statuses() == [400]  # not asked again
+    posts.check([400])  # not asked again
     assert len(session.history) == 0
 
 
 # -- interrupting ----------------------------------------------------------------------------
 
 
-def test_cancelling_mid_stream_keeps_the_partial_reply(
-    llama: LlamaCppServer, session: ChatSession
-) -> None:
+def test_cancelling_mid_stream_keeps_the_partial_reply(session: ChatSession) -> None:
     arrived = threading.Event()
     follow(session, lambda reply: arrived.set() if reply.chunks >= 4 else None)
     stopper = threading.Thread(target=lambda: arrived.wait(30) and session.cancel())
@@ -296,24 +368,24 @@ def test_models_lists_the_alias_and_refuses_an_unknown_name(
 
 
 def test_an_unknown_model_in_a_cell_is_answered_by_the_one_model(
-    llama: LlamaCppServer, shell: Shell
+    llama: LlamaCppServer, kind: Kind, shell: Shell
 ) -> None:
-    # llama-cpp-python serves any name with its default model and echoes the name asked for.
-    posts = Posts(llama)
+    posts = Posts(llama, kind)
     result = shell.run("%%chat -m no-such-model --max-tokens 3\nhello", cell_id="u")
     assert result.success, result.error_in_exec
     (final,) = shell.final_outputs()
-    assert final.metadata["nbchat"]["model"] == "no-such-model"
     (turn,) = nbchat.get_session().history
-    assert turn.reply and turn.model == "no-such-model"
-    assert posts.statuses() == [200]
+    assert turn.reply
+    assert turn.model == ("no-such-model" if kind.echoes_model else ALIAS)
+    assert final.metadata["nbchat"]["model"] == turn.model
+    posts.check([200])
 
 
 # -- the key ---------------------------------------------------------------------------------
 
 
 def test_a_wrong_key_is_one_line_and_the_key_never_shows(
-    llama: LlamaCppServer, shell: Shell, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    shell: Shell, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     wrong = "sk-wrong-0123456789abcdefWRONG"
     session = nbchat.get_session()
@@ -321,12 +393,13 @@ def test_a_wrong_key_is_one_line_and_the_key_never_shows(
     refused = shell.run("%%chat\nhello", cell_id="w")
     one_line_usage_error(refused, capsys, "HTTP 401")
     session.settings = session.settings.with_key(KEY, source="NBCHAT_API_KEY")
+    assert shell.publisher is not None
     seen: list[str] = []
     for source in ("%%chat --max-tokens 4\nhello", "%chat config", "%chat history"):
         assert shell.run(source).success, source
         captured = capsys.readouterr()
         seen += [captured.out, captured.err]
-        seen += [json.dumps(message.data) for message in shell.publisher.messages]  # type: ignore[union-attr]
+        seen += [json.dumps(message.data) for message in shell.publisher.messages]
     assert shell.run(f"%chat export {tmp_path / 'chat.json'}").success
     seen.append((tmp_path / "chat.json").read_text())
     seen += [repr(session), repr(session.settings), str(refused.error_in_exec)]
