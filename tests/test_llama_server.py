@@ -26,6 +26,8 @@ how, as observed with llama-cpp-python 0.3.36 and the llama.cpp it vendors:
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -77,11 +79,13 @@ class Kind:
     """Whether its log has a line for each request answered, with the status."""
     echoes_model: bool
     """Whether a reply names the model asked for (any name), rather than the one it served."""
+    refuses_n: bool
+    """Whether ``n`` above 1 is a 400, rather than ignored (one choice comes back)."""
 
 
 KINDS = [
-    Kind("llama-cpp-python", LlamaCppServer, require_llama, False, 200, True, True),
-    Kind("llama-server", LlamaServer, require_llama_server, True, 400, False, False),
+    Kind("llama-cpp-python", LlamaCppServer, require_llama, False, 200, True, True, False),
+    Kind("llama-server", LlamaServer, require_llama_server, True, 400, False, False, True),
 ]
 
 
@@ -290,6 +294,21 @@ def test_max_tokens_cuts_the_stream_and_the_footer_says_so(session: ChatSession)
     assert turn.finish_reason == "length" and Footing.of_turn(turn).cut
 
 
+def test_two_choices_asked_of_a_server_with_one(
+    kind: Kind, shell: Shell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = shell.run("%%chat -n 2 --max-tokens 4\nTwo answers, please.", cell_id="n2")
+    if kind.refuses_n:
+        one_line_usage_error(result, capsys, "HTTP 400", "Field 'n'")
+        assert len(nbchat.get_session().history) == 0
+        return
+    assert result.success, result.error_in_exec  # ignored: one choice, and the footer says so
+    (final,) = shell.final_outputs()
+    assert "1 of 2 choices came back" in final.data["text/html"]
+    (turn,) = nbchat.get_session().history
+    assert turn.reply == final.data["text/plain"]
+
+
 # -- a prompt longer than the context --------------------------------------------------------
 
 
@@ -352,6 +371,31 @@ def test_cancelling_mid_stream_keeps_the_partial_reply(session: ChatSession) -> 
     assert not session.busy
     again = session.ask("And a short one.", params={"max_tokens": 3})  # the server is free
     assert again.status == "done" and again.text
+
+
+def test_a_server_that_dies_mid_stream_is_one_error_and_keeps_the_text_so_far(
+    kind: Kind, model_file: Path
+) -> None:
+    with kind.server(model_file, n_ctx=N_CTX, alias=ALIAS, api_key=KEY) as doomed:
+        session = ChatSession(settings_for(doomed, max_retries=0))
+        process = doomed.process
+        assert process is not None
+
+        def kill_after_four_chunks(reply: Any) -> None:
+            if reply.chunks == 4:
+                os.killpg(process.pid, signal.SIGKILL)
+
+        try:
+            with pytest.raises(IncompleteStreamError) as caught:
+                session.ask("A long answer, please.", observer=kill_after_four_chunks)
+        finally:
+            session.close()
+    assert "\n" not in str(caught.value)
+    assert "broke in the middle of the reply" in str(caught.value)
+    reply = session.last_reply
+    assert reply is not None and reply.status == "failed"
+    assert reply.text  # what arrived before the server died
+    assert len(session.history) == 0  # a failed reply is not kept
 
 
 # -- models ----------------------------------------------------------------------------------
