@@ -20,7 +20,9 @@ how, as observed with llama-cpp-python 0.3.36 and the llama.cpp it vendors:
   ``code: context_length_exceeded`` without streaming but, when streaming, an empty HTTP 200
   (the error is raised after the status was sent, and only the server's log shows it);
 - neither checks the ``model`` field: any name is answered by the one model; llama-cpp-python's
-  chunks echo the name asked for, llama-server's name the alias.
+  chunks echo the name asked for, llama-server's name the alias;
+- ``n`` above 1: llama-cpp-python ignores it and sends one choice; llama-server refuses it
+  with a 400 (``Field 'n': Value must be between 1 <= value <= 1``).
 """
 
 from __future__ import annotations
@@ -84,8 +86,26 @@ class Kind:
 
 
 KINDS = [
-    Kind("llama-cpp-python", LlamaCppServer, require_llama, False, 200, True, True, False),
-    Kind("llama-server", LlamaServer, require_llama_server, True, 400, False, False, True),
+    Kind(
+        "llama-cpp-python",
+        LlamaCppServer,
+        require_llama,
+        usage_in_streams=False,
+        too_long_stream_status=200,
+        access_log=True,
+        echoes_model=True,
+        refuses_n=False,
+    ),
+    Kind(
+        "llama-server",
+        LlamaServer,
+        require_llama_server,
+        usage_in_streams=True,
+        too_long_stream_status=400,
+        access_log=False,
+        echoes_model=False,
+        refuses_n=True,
+    ),
 ]
 
 
