@@ -335,3 +335,244 @@ class LiteLLMProxy:
             return self.network_log.read_text(encoding="utf-8").splitlines()
         except FileNotFoundError:
             return []
+
+
+# -- llama.cpp's server, as llama-cpp-python runs it --------------------------------------------
+
+LLAMA_PYTHON = Path(
+    os.environ.get("LLAMA_PYTHON")
+    or Path(__file__).resolve().parents[1] / ".venv-llama" / "bin" / "python"
+)
+"""The interpreter ``python -m llama_cpp.server`` runs in: a virtualenv of its own (``make
+llama``), where llama-cpp-python compiled llama.cpp, with PyPI's ``gguf`` to write the tiny model.
+``LLAMA_PYTHON`` points elsewhere."""
+
+_LLAMA_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "gguf")
+_LLAMA_START_TIMEOUT = 60.0  # seconds; it starts in about 2 s here
+_MAKE_TINY_GGUF = Path(__file__).resolve().with_name("make_tiny_gguf.py")
+
+_GUARD_END = "sys.addaudithook(_guard)\n"
+_NETWORK_GUARD = _BOOTSTRAP[: _BOOTSTRAP.index(_GUARD_END) + len(_GUARD_END)]
+"""The proxy's bootstrap up to its audit hook: refuses and logs any non-loopback connection."""
+_LLAMA_BOOTSTRAP = (
+    _NETWORK_GUARD + "import runpy\nrunpy.run_module('llama_cpp.server', run_name='__main__')\n"
+)
+
+_LLAMA_KEPT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+"""The only variables of ``os.environ`` the server sees: its settings are pydantic-settings
+classes that read ``HOST``, ``PORT``, ``MODEL``, ``API_KEY``, ``CONFIG_FILE``… from the
+environment, so nothing of the tests' own may leak in."""
+
+
+def require_llama() -> None:
+    """Skip (or, in CI, fail) when llama-cpp-python's server is not installed in its
+    virtualenv."""
+    import pytest
+
+    if not LLAMA_PYTHON.exists():
+        missing = f"no {LLAMA_PYTHON} (make llama)"
+    else:
+        code = (
+            "import importlib.util, sys; "
+            "sys.exit(','.join(n for n in sys.argv[1:] if importlib.util.find_spec(n) is None))"
+        )
+        done = subprocess.run(
+            [str(LLAMA_PYTHON), "-c", code, *_LLAMA_MODULES],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        missing = done.stderr.strip() if done.returncode else ""
+        missing = f"not installed in {LLAMA_PYTHON}: {missing} (make llama)" if missing else ""
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"the llama.cpp server tests must run in CI: {missing}")
+        pytest.skip(missing)
+
+
+def llama_cpp_python_version() -> str:
+    code = "from importlib.metadata import version; print(version('llama_cpp_python'))"
+    done = subprocess.run([str(LLAMA_PYTHON), "-c", code], capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def make_tiny_model(path: Path) -> Path:
+    """Write tests/make_tiny_gguf.py's tiny random-weight llama model to ``path``, with the
+    ``gguf`` package of ``.venv-llama``."""
+    subprocess.run(
+        [str(LLAMA_PYTHON), str(_MAKE_TINY_GGUF), str(path)],
+        check=True,
+        capture_output=True,
+        env={name: os.environ[name] for name in _LLAMA_KEPT if name in os.environ},
+    )
+    return path
+
+
+class LlamaCppServer(LiteLLMProxy):
+    """``python -m llama_cpp.server`` serving one GGUF model as ``alias``, with a context of
+    ``n_ctx`` tokens, on a free loopback port; ``base_url`` (``…/v1``) is what nbchat is given.
+
+    It shares the proxy's lifecycle (a port retried when taken, its own process group stopped
+    on exit, a log of uvicorn's access lines) and its network guard, and runs on one thread
+    with a fixed seed so that it takes one core at most. It is offline by nature: it reads the
+    model file and nothing else.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        n_ctx: int = 256,
+        alias: str = "tiny-llama",
+        seed: int = 1234,
+        api_key: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        super().__init__([], master_key="")
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self.alias = alias
+        self.seed = seed
+        self.api_key = api_key
+        """The bearer token the server then requires on every request, ``/v1/models`` too."""
+        self.extra_args = list(extra_args)
+        self._temp.cleanup()
+        self._temp = tempfile.TemporaryDirectory(prefix="llama-cpp-server-")
+        self.state_dir = Path(self._temp.name)
+        self.config_path = self.state_dir / "unused-config.json"
+        self.log_path = self.state_dir / "server.log"
+        self.network_log = self.state_dir / "network.log"
+
+    def _environment(self) -> dict[str, str]:
+        home = self.state_dir / "home"
+        (home / ".cache").mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "tmp").mkdir(exist_ok=True)
+        env = {name: os.environ[name] for name in _LLAMA_KEPT if name in os.environ}
+        env.update(
+            HOME=str(home),
+            XDG_CACHE_HOME=str(home / ".cache"),
+            HF_HOME=str(home / ".cache" / "huggingface"),
+            HF_HUB_OFFLINE="1",
+            TMPDIR=str(self.state_dir / "tmp"),
+            NO_PROXY="127.0.0.1,localhost,::1",
+            no_proxy="127.0.0.1,localhost,::1",
+            PYTHONUNBUFFERED="1",
+            OMP_NUM_THREADS="1",
+        )
+        return env
+
+    def _command(self) -> list[str]:
+        return [
+            str(LLAMA_PYTHON),
+            "-c",
+            _LLAMA_BOOTSTRAP,
+            str(self.network_log),
+            "--model",
+            str(self.model_path),
+            "--model_alias",
+            self.alias,
+            "--n_ctx",
+            str(self.n_ctx),
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--seed",
+            str(self.seed),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *(["--api_key", self.api_key] if self.api_key else []),
+            *self.extra_args,
+        ]
+
+    def _wait_ready(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+        def answers() -> bool:
+            probe = urllib.request.Request(f"{self.base_url}/models", headers=headers)
+            with urllib.request.urlopen(probe, timeout=2) as answer:
+                return bool(answer.status == 200)
+
+        wait_ready(
+            self.process,
+            answers,
+            what="llama-cpp-python's server",
+            timeout=_LLAMA_START_TIMEOUT,
+            log_tail=self.log_tail,
+            error=ProxyError,
+        )
+
+
+# -- llama.cpp's own C++ server -----------------------------------------------------------------
+
+LLAMA_SERVER = Path(
+    os.environ.get("LLAMA_SERVER")
+    or Path(__file__).resolve().parents[1] / ".venv-llama" / "build" / "bin" / "llama-server"
+)
+"""llama.cpp's ``llama-server``, built by ``make llama`` in llama-cpp-python's kept build
+directory from the same llama.cpp sources and libraries. ``LLAMA_SERVER`` points elsewhere."""
+
+
+def require_llama_server() -> None:
+    """Skip (or, in CI, fail) when ``llama-server`` was not built."""
+    import pytest
+
+    if not os.access(LLAMA_SERVER, os.X_OK):
+        missing = f"no {LLAMA_SERVER} (make llama)"
+        if os.environ.get("CI"):
+            pytest.fail(f"the llama-server tests must run in CI: {missing}")
+        pytest.skip(missing)
+
+
+class LlamaServer(LlamaCppServer):
+    """llama.cpp's C++ ``llama-server`` serving one GGUF model as ``alias``: one slot (so the
+    whole ``n_ctx`` is one conversation's), one thread, no web UI, waiting until ``/health``
+    says the model is loaded.
+
+    It has no Python to hook, so nothing refuses its connections; it is built without an HTTP
+    client (llama-cpp-python switches llama.cpp's curl off), reads the model file it is given and
+    never fetches one, so it has nothing to connect to.
+    """
+
+    def _command(self) -> list[str]:
+        return [
+            str(LLAMA_SERVER),
+            "--model",
+            str(self.model_path),
+            "--alias",
+            self.alias,
+            "--ctx-size",
+            str(self.n_ctx),
+            "--parallel",
+            "1",
+            "--threads",
+            "1",
+            "--threads-batch",
+            "1",
+            "--seed",
+            str(self.seed),
+            "--no-webui",
+            "--no-warmup",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *(["--api-key", self.api_key] if self.api_key else []),
+            *self.extra_args,
+        ]
+
+    def _wait_ready(self) -> None:
+        def answers() -> bool:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                return bool(answer.status == 200)  # 503 while the model loads
+
+        wait_ready(
+            self.process,
+            answers,
+            what="llama-server",
+            timeout=_LLAMA_START_TIMEOUT,
+            log_tail=self.log_tail,
+            error=ProxyError,
+        )
