@@ -244,7 +244,9 @@ def test_a_reply_that_began_before_the_panel_opened_is_shown_when_it_ends(
     server.enqueue(Reply(LONG, chunk_size=8, delay=0.005))
     worker = threading.Thread(target=session.ask, args=("early question",))
     worker.start()
-    wait_for(lambda: session.busy, "the reply to begin")
+    # Busy comes first, the reply a moment later (once the request is built): a panel opened in
+    # between follows it from reply_started; here it opens once the reply exists.
+    wait_for(lambda: session.busy and session.last_reply is not None, "the reply to begin")
     panel = open_panel()
     assert panel.send_button.disabled and not panel.stop_button.disabled
     assert "early question" in transcript(panel)  # followed from the moment it opened
