@@ -57,6 +57,7 @@ $(LITELLM_VENV)/.installed:
 llama: $(LLAMA_VENV)/.installed
 
 $(LLAMA_VENV)/.installed:
+	@sh .ci/ensure-build-tools
 	rm -rf $(LLAMA_VENV)
 	$(PYTHON) -m venv $(LLAMA_VENV)
 	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
