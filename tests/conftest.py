@@ -14,6 +14,8 @@ from nbchat.reply import Reply
 from nbchat.session import ChatSession
 from nbchat.testing import LoopbackServer
 
+from ipython_shell import Shell, make_shell
+
 _ISOLATED_PREFIXES = ("NBCHAT_", "OPENAI_")
 _KEPT = frozenset({"NBCHAT_SSE_CORPUS"})  # where the tests' data lives, not a setting
 
@@ -41,6 +43,28 @@ def clean_environment(
 def server() -> Iterator[LoopbackServer]:
     with LoopbackServer() as running:
         yield running
+
+
+@pytest.fixture
+def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
+    """nbchat pointed at the loopback server through its environment, as a user would."""
+    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
+    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
+    monkeypatch.setenv("NBCHAT_READ_TIMEOUT", "5")
+    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
+    return server
+
+
+@pytest.fixture
+def shell(env: LoopbackServer) -> Iterator[Shell]:
+    """A real IPython shell with nbchat loaded, recording what a kernel would send."""
+    yield from make_shell(rich=True)
+
+
+@pytest.fixture
+def terminal(env: LoopbackServer) -> Iterator[Shell]:
+    """A real IPython shell that prints plain text, as terminal IPython does."""
+    yield from make_shell(rich=False)
 
 
 def fast_settings(base_url: str, **overrides: object) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,6 @@ from nbchat.testing import LoopbackServer, Reply
 from ipython_shell import Shell, make_shell
 
 USAGE = {"prompt_tokens": 1_000_000, "completion_tokens": 500_000, "total_tokens": 1_500_000}
-
-
-@pytest.fixture
-def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
-    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
-    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
-    monkeypatch.setenv("NBCHAT_READ_TIMEOUT", "5")
-    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
-    return server
-
-
-@pytest.fixture
-def shell(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=True)
-
-
-@pytest.fixture
-def terminal(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=False)
 
 
 def write_prices(prices: object) -> Path:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
@@ -16,20 +14,7 @@ from nbchat.notebook import get_session
 from nbchat.prompt import Prompt, compose
 from nbchat.testing import LoopbackServer, Reply
 
-from ipython_shell import Shell, make_shell
-
-
-@pytest.fixture
-def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
-    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
-    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
-    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
-    return server
-
-
-@pytest.fixture
-def shell(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=True)
+from ipython_shell import Shell
 
 
 def ask(shell: Shell, server: LoopbackServer, options: str, body: str) -> str:

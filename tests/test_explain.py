@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -16,27 +15,9 @@ from nbchat.notebook import get_session
 from nbchat.prompt import Attachment
 from nbchat.testing import LoopbackServer, Reply
 
-from ipython_shell import Shell, make_shell
+from ipython_shell import Shell
 
 BUDGET = 3 * 1000  # three times the default per-summary budget
-
-
-@pytest.fixture
-def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
-    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
-    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
-    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
-    return server
-
-
-@pytest.fixture
-def shell(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=True)
-
-
-@pytest.fixture
-def terminal(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=False)
 
 
 def sent_message(server: LoopbackServer) -> str:

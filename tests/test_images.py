@@ -28,7 +28,7 @@ from nbchat.testing import LoopbackServer, Status
 from nbchat.turn import Turn
 
 from conftest import fast_settings
-from ipython_shell import Shell, make_shell
+from ipython_shell import Shell
 from openai_shapes import decoded, image_parts, validate_openai_messages
 
 matplotlib.use("Agg")
@@ -358,11 +358,6 @@ def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServ
     monkeypatch.setenv("NBCHAT_READ_TIMEOUT", "5")
     monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
     return server
-
-
-@pytest.fixture
-def shell(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=True)
 
 
 def test_the_shape_check_refuses_what_no_gateway_reads() -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
 
 import pytest
 from IPython.core.error import UsageError
@@ -15,28 +14,9 @@ import nbchat
 from nbchat.testing import LoopbackServer, Reply, Status
 
 from conftest import follow
-from ipython_shell import Shell, make_shell
+from ipython_shell import Shell
 
 SECRET = "sk-test-0123456789abcdefSECRET"
-
-
-@pytest.fixture
-def env(server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackServer:
-    monkeypatch.setenv("NBCHAT_BASE_URL", server.base_url)
-    monkeypatch.setenv("NBCHAT_MODEL", "test-model")
-    monkeypatch.setenv("NBCHAT_READ_TIMEOUT", "5")
-    monkeypatch.setenv("NBCHAT_MAX_RETRIES", "0")
-    return server
-
-
-@pytest.fixture
-def shell(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=True)
-
-
-@pytest.fixture
-def terminal(env: LoopbackServer) -> Iterator[Shell]:
-    yield from make_shell(rich=False)
 
 
 def chat(shell: Shell, body: str, options: str = "", *, cell_id: str | None = None):
